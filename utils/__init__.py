@@ -1,0 +1,1 @@
+"""Shared machinery: destinations, the pipeline runner, HTTP helpers, orchestration and secrets."""
