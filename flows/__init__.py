@@ -1,0 +1,1 @@
+"""Flows: Prefect flows and tasks, thin wrappers over ``pipelines/`` and ``utils/orchestration.py``."""

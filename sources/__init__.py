@@ -1,0 +1,1 @@
+"""Sources: pure dlt sources, one package per provider. No Prefect, no destinations."""
