@@ -1,0 +1,40 @@
+"""DLT__DESTINATION and the local warehouse default."""
+
+from __future__ import annotations
+
+import pytest
+
+from utils import destinations
+
+
+def test_env_overrides_the_production_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLT__DESTINATION", " DuckDB ")
+    assert destinations.destination_name("snowflake") == "duckdb"
+    monkeypatch.delenv("DLT__DESTINATION")
+    assert destinations.destination_name("filesystem") == "filesystem"
+    assert destinations.get_destination().destination_name == "snowflake"
+
+
+def test_unknown_destination_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLT__DESTINATION", "bigquery")
+    with pytest.raises(destinations.DestinationConfigError, match="use one of snowflake, duckdb, filesystem"):
+        destinations.get_destination()
+
+
+def test_duckdb_follows_dlt_credentials_else_the_local_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", "/tmp/elsewhere.duckdb")
+    assert destinations.duckdb_path() == "/tmp/elsewhere.duckdb"
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS")
+    assert destinations.duckdb_path() == str(destinations.LOCAL_WAREHOUSE)
+    assert destinations.LOCAL_WAREHOUSE.is_relative_to(destinations.REPO_ROOT)
+
+
+def test_options_reach_only_the_production_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLT__DESTINATION")
+    snowflake = destinations.get_destination("snowflake", replace_strategy="staging-optimized")
+    assert snowflake.config_params.get("replace_strategy") == "staging-optimized"
+    monkeypatch.setenv("DLT__DESTINATION", "duckdb")
+    assert (
+        "replace_strategy"
+        not in destinations.get_destination("snowflake", replace_strategy="x").config_params
+    )
