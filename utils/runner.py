@@ -14,7 +14,9 @@ No Prefect here: orchestration lives in ``utils/orchestration.py``.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +32,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 logger = logging.getLogger("data_pipelines.runner")
 
-Step = Literal["extract", "normalize", "load"]
+Step = Literal["sync", "extract", "normalize", "load"]
 LOADER_FILE_FORMAT: TLoaderFileFormat = "parquet"
 """Parquet for every destination: typed, compressed, what Snowflake's COPY and Snowpipe ingest fastest,
 and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten times slower)."""
@@ -107,6 +109,44 @@ class RunReport:
 
 
 SourceFactory = Callable[[], DltSource | Any]
+START_HOOKS: list[Callable[[dlt.Pipeline], None]] = []
+"""Called with the pipeline before each run (after dlt has set up its runtime and logger);
+the orchestration layer uses it to route dlt's logs into the Prefect run log."""
+
+
+class PipelineBusyError(RuntimeError):
+    """Another run of the same pipeline is in progress; this one did not start and changed nothing."""
+
+
+@contextmanager
+def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """Hold an exclusive lock on the pipeline's local folder, or fail at once with a clear message.
+
+    Two processes sharing one pipeline folder (two CLI runs on one machine) would corrupt its state and
+    pending packages. Across machines, flows add a Prefect concurrency limit on top of this.
+    """
+    os.makedirs(pipeline.pipelines_dir, exist_ok=True)
+    path = os.path.join(pipeline.pipelines_dir, f".{pipeline.pipeline_name}.lock")
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineBusyError(
+                f"pipeline {pipeline.pipeline_name} is already running ({holder}, lock {path}); "
+                "this run did not start and changed nothing - wait for it to finish"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_pipeline(
@@ -129,6 +169,26 @@ def run_pipeline(
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
         dataset_name=pipeline.dataset_name,
     )
+    for hook in START_HOOKS:
+        hook(pipeline)
+    with pipeline_lock(pipeline):
+        return _run_steps(pipeline, source_factory, report, retrying, loader_file_format, extract_kwargs)
+
+
+def _run_steps(
+    pipeline: dlt.Pipeline,
+    source_factory: SourceFactory,
+    report: RunReport,
+    retrying: bool,
+    loader_file_format: TLoaderFileFormat,
+    extract_kwargs: dict[str, Any],
+) -> RunReport:
+    if pipeline.config.restore_from_destination and not pipeline.dev_mode and not pipeline.has_pending_data:
+        # As dlt's own run() does: on a fresh worker, state and schemas come back from the destination.
+        # Not with pending packages: those are the newest truth, and dlt's sync would wipe them when
+        # the first load never reached the destination.
+        with _timed(report, "sync"):
+            pipeline.sync_destination()
     before = _schema_snapshot(pipeline)
     try:
         if pipeline.has_pending_data:
@@ -218,6 +278,9 @@ def run_cli(run: Callable[[], RunReport]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         report = run()
+    except PipelineBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except PipelineStepFailed as exc:
         failed: RunReport | None = getattr(exc, "run_report", None)
         if failed is not None:
