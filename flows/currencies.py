@@ -12,9 +12,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python flows/currencies.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefect import flow
-
-from utils.orchestration import pipeline_task, run_load
+from utils.orchestration import pipeline_flow, pipeline_task, run_load
 
 
 @pipeline_task("load currencies", tags=["dlt", "currencies"])
@@ -24,7 +22,7 @@ def load_currencies(include_legacy: bool | None = None) -> dict[str, Any]:
     return run_load(currencies.run, include_legacy=include_legacy)
 
 
-@flow(name="currencies", log_prints=True)
+@pipeline_flow("currencies")
 def currencies_flow(include_legacy: bool | None = None) -> dict[str, Any]:
     """Reload the currency list into the raw layer."""
     return load_currencies(include_legacy=include_legacy)

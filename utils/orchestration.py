@@ -1,30 +1,57 @@
-"""Prefect side of the shared runner: task retry policy, run reports as artefacts, logging.
+"""Prefect side of the shared runner: retry policy, single flight, run reports, logs and alerts.
 
-Flows stay a few lines each: a task decorated with :func:`pipeline_task` calls :func:`run_load` with
-its pipeline's ``run`` function (imported inside the task, so importing a flow stays cheap).
+Flows stay a few lines each: a flow decorated with :func:`pipeline_flow` calls a task decorated with
+:func:`pipeline_task`, which calls :func:`run_load` with its pipeline's ``run`` function (imported
+inside the task, so importing a flow stays cheap). Everything operational happens here:
+
+- retries: 3 per task, exponential backoff ``[10, 30, 90]`` s with jitter; a retry resumes the load
+  packages the failed attempt left behind instead of reading the source again;
+- single flight: one Prefect global concurrency limit per pipeline (``dlt-pipeline-<name>``, one slot),
+  shared by every deployment of that pipeline; a second run waits for the slot;
+- run report: a markdown artefact ``<pipeline>-run-report`` per run, on success and on failure;
+- logs: dlt's and the runner's loggers are routed into the Prefect run log;
+- alerts: a flow that fails after its tasks' last retry calls :func:`utils.alerts.alert_on_failure`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from dlt.pipeline.exceptions import PipelineStepFailed
-from prefect import task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
-from utils.runner import RunReport
+from utils.alerts import alert_on_failure
+from utils.runner import START_HOOKS, PipelineBusyError, RunReport
 
 RETRIES: Final = 3
 RETRY_DELAYS: Final[list[float]] = [10, 30, 90]
 """Exponential backoff between task attempts, in seconds."""
 RETRY_JITTER: Final = 0.5
 """Each delay may grow by up to 50 % so that retries of many flows do not land at once."""
+LOCK_TIMEOUT_SECONDS: float = 4 * 3600
+"""How long a run waits for another run of the same pipeline to finish before it gives up."""
+EXTRA_LOGGERS: Final = ("dlt", "data_pipelines")
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pipeline_flow(name: str, *, description: str | None = None) -> Callable[[F], Any]:
+    """Decorate a pipeline flow: logs of prints, and an alert when the run finally fails."""
+    return flow(
+        name=name,
+        description=description,
+        log_prints=True,
+        on_failure=[alert_on_failure],
+        on_crashed=[alert_on_failure],
+    )
 
 
 def pipeline_task(name: str, *, tags: Iterable[str] = ()) -> Callable[[F], Any]:
@@ -38,28 +65,60 @@ def pipeline_task(name: str, *, tags: Iterable[str] = ()) -> Callable[[F], Any]:
     )
 
 
-def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
-    """Run a pipeline's ``run(**params)`` inside a task and publish its report.
+def lock_name(pipeline_name: str) -> str:
+    """The global concurrency limit that keeps runs of one pipeline from overlapping."""
+    return f"dlt-pipeline-{pipeline_name}".replace("_", "-")
 
-    On a retry of the same task (``run_count > 1``) the pipeline finishes the load packages the failed
-    attempt left behind instead of reading the source again (see ``utils/runner.py``).
+
+def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
+    """Run a pipeline's ``run(**params)`` inside a task, alone, and publish its report.
+
+    The pipeline name is taken from ``run``'s module (``pipelines.<name>``). On a retry of the same
+    task (``run_count > 1``) the pipeline finishes the load packages the failed attempt left behind
+    instead of reading the source again (see ``utils/runner.py``).
     """
     logger = get_run_logger()
+    pipeline_name = run.__module__.rsplit(".", 1)[-1]
     retrying = (task_run.run_count or 1) > 1
     if retrying:
         logger.warning("attempt %s: resuming pending load packages if there are any", task_run.run_count)
-    try:
-        report = run(retrying=retrying, **params)
-    except PipelineStepFailed as exc:
-        failed: RunReport | None = getattr(exc, "run_report", None)
-        if failed is not None:
-            publish_report(failed)
-        raise
+    with single_flight(pipeline_name):
+        try:
+            report = run(retrying=retrying, **params)
+        except PipelineStepFailed as exc:
+            failed: RunReport | None = getattr(exc, "run_report", None)
+            if failed is not None:
+                publish_report(failed)
+            raise
     publish_report(report)
     logger.info(
         "loaded %s rows into %s.%s", f"{report.total_rows:,}", report.destination, report.dataset_name
     )
     return report.as_dict()
+
+
+class single_flight:
+    """Hold the pipeline's one-slot global concurrency limit, creating it on first use."""
+
+    def __init__(self, pipeline_name: str) -> None:
+        self.name = lock_name(pipeline_name)
+        self.pipeline_name = pipeline_name
+        self._slot: Any = None
+
+    def __enter__(self) -> None:
+        with get_client(sync_client=True) as client:
+            client.upsert_global_concurrency_limit_by_name(self.name, 1)
+        self._slot = concurrency(self.name, occupy=1, timeout_seconds=LOCK_TIMEOUT_SECONDS, strict=True)
+        try:
+            self._slot.__enter__()
+        except TimeoutError:
+            raise PipelineBusyError(
+                f"pipeline {self.pipeline_name} is already running (concurrency limit {self.name!r} "
+                f"stayed busy for {LOCK_TIMEOUT_SECONDS:.0f} s); this run did not start and changed nothing"
+            ) from None
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._slot.__exit__(*exc_info)
 
 
 def publish_report(report: RunReport) -> None:
@@ -68,3 +127,24 @@ def publish_report(report: RunReport) -> None:
     create_markdown_artifact(
         key=key, markdown=report.to_markdown(), description=f"{report.pipeline_name} run"
     )
+
+
+def route_logs_to_prefect(*_: Any, names: Iterable[str] = EXTRA_LOGGERS) -> None:
+    """Send dlt's and our loggers to the Prefect run log, as PREFECT_LOGGING_EXTRA_LOGGERS would.
+
+    Prefect reads that setting only when it is first imported, and dlt replaces its logger's handlers
+    whenever its runtime settings change, so this runs again before every pipeline run.
+    """
+    handlers = logging.getLogger("prefect.extra").handlers
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+    ours = logging.getLogger("data_pipelines")  # dlt's own level follows [runtime] log_level
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.INFO)
+
+
+route_logs_to_prefect()
+START_HOOKS.append(route_logs_to_prefect)

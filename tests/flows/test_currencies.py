@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.states import State
 
 import flows.currencies as flow_module
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 from utils.orchestration import RETRIES, RETRY_DELAYS, RETRY_JITTER
 
@@ -20,26 +18,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 @pytest.fixture
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Same retries, zero delay: the flow looks the task up at call time, so patch the module."""
-    fast = flow_module.load_currencies.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
-    monkeypatch.setattr(flow_module, "load_currencies", fast)
-
-
-async def _task_runs(flow_run_id: Any) -> list[Any]:
-    async with get_client() as client:
-        runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-        return [(run, await client.read_task_run_states(run.id)) for run in runs]
-
-
-async def _artifacts(flow_run_id: Any) -> list[Any]:
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    async with get_client() as client:
-        return await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
+    without_retry_delay(monkeypatch, flow_module, "load_currencies")
 
 
 def test_task_retry_policy_is_exponential_with_jitter() -> None:
@@ -55,9 +34,9 @@ def test_flow_loads_and_publishes_a_run_report(frankfurter: FakeFrankfurter, war
     result = state.result()
     assert result["rows_by_table"] == {"currencies": sum(1 for c in CURRENCIES if c.end is None)}
     assert warehouse.scalar("select count(*) from currencies.currencies") == result["total_rows"]
-    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
-    assert [a.key for a in artifacts] == ["currencies-run-report"]
-    assert "| currencies |" in artifacts[0].data
+    [artifact] = artifacts(state.state_details.flow_run_id)
+    assert artifact.key == "currencies-run-report"
+    assert "| currencies |" in artifact.data
 
 
 def test_retries_are_observed_on_the_task_run(
@@ -67,9 +46,9 @@ def test_retries_are_observed_on_the_task_run(
     frankfurter.fail(503, times=2)
     state: State[Any] = flow_module.currencies_flow(return_state=True)
     assert state.is_completed()
-    [(task_run, states)] = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    [(task_run, states)] = task_runs(state.state_details.flow_run_id)
     assert task_run.run_count == 3
-    names = [s.name for s in sorted(states, key=lambda s: s.timestamp)]
+    names = [s.name for s in states]
     assert names.count("Retrying") == 2 and names[-1] == "Completed"
     assert len(frankfurter.requests) == 3
 
@@ -81,7 +60,7 @@ def test_exhausted_retries_fail_the_flow(
     frankfurter.fail(503, times=100)
     state: State[Any] = flow_module.currencies_flow(return_state=True)
     assert state.is_failed()
-    [(task_run, _)] = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    [(task_run, _)] = task_runs(state.state_details.flow_run_id)
     assert task_run.run_count == RETRIES + 1
     assert len(frankfurter.requests) == RETRIES + 1
     assert warehouse.tables("currencies") == set()
