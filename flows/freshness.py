@@ -1,0 +1,62 @@
+"""Freshness check: fails, and so alerts, when a dataset's newest successful load is too old.
+
+Every pipeline declares its bound here, in one place, beside its schedule in ``prefect.yaml``: how
+old its newest successful load may be before someone should look. A bound is the schedule's interval
+plus room for a late run and its retries.
+
+    uv run python flows/freshness.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+if __package__ in (None, ""):  # `python flows/freshness.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from prefect.artifacts import create_markdown_artifact
+
+from utils.orchestration import pipeline_flow, pipeline_task
+
+FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
+    # weekly on Mondays: a missed Monday is noticed by Tuesday
+    "currencies": dt.timedelta(days=8),
+}
+
+
+class StaleDataError(RuntimeError):
+    """One or more datasets have no successful load within their freshness bound."""
+
+
+@pipeline_task("check freshness", tags=["dlt", "freshness"])
+def check_freshness(pipeline_name: str) -> dict[str, Any]:
+    from utils.freshness import check
+
+    module = importlib.import_module(f"pipelines.{pipeline_name}")
+    result = check(module.create_pipeline(), FRESHNESS_BOUNDS[pipeline_name])
+    return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe()}
+
+
+@pipeline_flow("freshness")
+def freshness_flow(pipelines: list[str] | None = None) -> list[dict[str, Any]]:
+    """Check every pipeline's (or the named pipelines') newest successful load against its bound."""
+    names = pipelines or sorted(FRESHNESS_BOUNDS)
+    unknown = sorted(set(names) - set(FRESHNESS_BOUNDS))
+    if unknown:
+        raise ValueError(f"no freshness bound declared for {', '.join(unknown)} (see FRESHNESS_BOUNDS)")
+    results = [check_freshness(name) for name in names]
+    lines = ["| pipeline | status | detail |", "|---|---|---|"]
+    lines += [f"| {r['pipeline']} | {'STALE' if r['stale'] else 'fresh'} | {r['summary']} |" for r in results]
+    create_markdown_artifact(key="freshness-report", markdown="\n".join(lines), description="freshness")
+    stale = [r["summary"] for r in results if r["stale"]]
+    if stale:
+        raise StaleDataError("stale datasets: " + "; ".join(stale))
+    return results
+
+
+if __name__ == "__main__":
+    freshness_flow()
