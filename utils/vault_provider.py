@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import re
 import sys
 import threading
@@ -176,6 +177,11 @@ class SectionSecretsProvider(AwsSecretsManagerProvider):
             _documents[secret] = document
             return document
 
+    def _get_client(self) -> Any:
+        client = super()._get_client()
+        _guard_botocore_logs()
+        return client
+
     def _listed_names(self) -> set[str]:
         if self.secret_name_prefix not in _listed:
             try:
@@ -206,6 +212,31 @@ class SectionSecretsProvider(AwsSecretsManagerProvider):
         if response.get("SecretString") is not None:
             return str(response["SecretString"])
         raise VaultError(f"cannot read {what}: it holds binary data; store a JSON object as text.")
+
+
+class _DropSecretPayloads(logging.Filter):
+    """Drops botocore's DEBUG records that carry a secret's payload (request params, response body)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:
+            return False
+        return "SecretString" not in text and "SecretBinary" not in text
+
+
+_SECRET_PAYLOAD_FILTER: Final = _DropSecretPayloads()
+
+
+def _guard_botocore_logs() -> None:
+    """botocore logs request params and response bodies at DEBUG: keep secret values out of them."""
+    for name in list(logging.Logger.manager.loggerDict):
+        if name.startswith("botocore"):
+            logger = logging.getLogger(name)
+            if _SECRET_PAYLOAD_FILTER not in logger.filters:
+                logger.addFilter(_SECRET_PAYLOAD_FILTER)
 
 
 def _error_info(error: Any) -> tuple[str, str]:
