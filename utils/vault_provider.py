@@ -81,6 +81,19 @@ PROVIDER_NAME: Final = "AWS Secrets Manager"
 """dlt's own name for its AWS provider: ours takes its place in the provider list."""
 SWITCH_ENV: Final = "PROVIDERS__ENABLE_AWS_SECRETS"
 LOOKED_UP_SECTIONS: Final = (known_sections.SOURCES, known_sections.DESTINATION)
+DLT_SETTINGS_SECTIONS: Final = frozenset(
+    {
+        "runtime",
+        known_sections.EXTRACT,
+        known_sections.NORMALIZE,
+        known_sections.LOAD,
+        known_sections.DATA_WRITER,
+        known_sections.SCHEMA,
+        "staging_config",
+        "csv_format",
+    }
+)
+"""dlt's own settings nested under a source or destination: never secrets, so never looked up."""
 THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
@@ -133,7 +146,12 @@ class SectionSecretsProvider(AwsSecretsManagerProvider):
         self, key: str, hint: type, pipeline_name: str | None, *sections: str
     ) -> tuple[Any | None, str]:
         path = tuple(normalize_key(s) for s in sections if s)
-        if pipeline_name or not path or path[0] not in LOOKED_UP_SECTIONS:
+        if (
+            pipeline_name
+            or not path
+            or path[0] not in LOOKED_UP_SECTIONS
+            or DLT_SETTINGS_SECTIONS.intersection(path[1:])
+        ):
             # pipeline-scoped and top-level keys are never in the vault: env/secrets.toml always win
             return None, ".".join((*sections, key))
         secret = self.secret_name(path)
