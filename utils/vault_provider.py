@@ -398,8 +398,11 @@ def check_pipeline(name: str) -> PipelineCheck:
         ref = factory.ref
         source_sections = (known_sections.SOURCES, ref.section, ref.name)
         keys += _spec_keys(ref.SPEC(), source_sections, (known_sections.SOURCES, ref.section), errors)
-    pipeline = module.create_pipeline()
-    destination = pipeline.destination
+    try:
+        destination = module.create_pipeline().destination
+    except Exception as exc:  # e.g. DLT__DESTINATION names an unsupported destination
+        errors.append(f"create_pipeline(): {type(exc).__name__}: {exc}")
+        destination = None
     if destination is not None:
         sections = (known_sections.DESTINATION, destination.destination_name)
 
