@@ -75,7 +75,7 @@ def _json_by_column_name() -> tuple[type, Callable[..., list[str]]]:
 
     original_names: Callable[..., list[str]] = copy_into._get_parquet_column_names
 
-    class ReadJsonRecords(copy_into.ReadParquet):  # type: ignore[misc]
+    class ReadJsonRecords(copy_into.ReadParquet):
         """One column per top-level key (not one VARIANT per line), through fakesnow's by-name path."""
 
         def read_expression(self, url: str) -> exp.Expr:
@@ -116,9 +116,11 @@ def apply() -> None:
     def copy_into(duck_conn: Any, db: Any, schema: Any, expression: exp.Copy, *args: Any, **kw: Any) -> str:
         return original_copy(duck_conn, db, schema, _normalise_copy(expression), *args, **kw)
 
-    fakesnow.transforms.put_stage = put_stage  # type: ignore[assignment]
+    fakesnow.transforms.put_stage = put_stage
     fakesnow.cursor.copy_into = copy_into  # type: ignore[assignment]
-    fakesnow.copy_into.ReadJSON, fakesnow.copy_into._get_parquet_column_names = _json_by_column_name()
+    read_json_records, column_names = _json_by_column_name()
+    setattr(fakesnow.copy_into, "ReadJSON", read_json_records)  # noqa: B010 - a class, replaced on purpose
+    fakesnow.copy_into._get_parquet_column_names = column_names
     _applied = True
 
 

@@ -25,11 +25,11 @@ def pipeline() -> dlt.Pipeline:
     return dlt.pipeline(pipeline_name=DATASET, destination=get_destination("snowflake"), dataset_name=DATASET)
 
 
-def deals(rows: list[dict[str, Any]], strategy: str, file_format: Any = None) -> Any:
+def deals(rows: list[dict[str, Any]], strategy: Any, file_format: Any = None) -> Any:
     @dlt.resource(
         name="deals",
         primary_key="id",
-        write_disposition={"disposition": "merge", "strategy": strategy},  # type: ignore[misc]
+        write_disposition={"disposition": "merge", "strategy": strategy},
         columns={"properties": {"data_type": "json"}},
         file_format=file_format,
     )
