@@ -29,6 +29,26 @@ LOCAL_WAREHOUSE: Final = REPO_ROOT / "_warehouse" / "local.duckdb"
 """Default DuckDB file when ``DESTINATION__DUCKDB__CREDENTIALS`` is not configured (git-ignored)."""
 
 
+SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
+    # Replace loads into the dataset's ``<DATASET>_STAGING`` schema, then swaps rows in one transaction
+    # (DELETE + INSERT ... SELECT): readers never see an empty or half-loaded table, a failed load leaves
+    # the last good rows, and the table itself (grants, comments, time travel) survives. "staging-
+    # optimized" re-creates tables by CLONE (loses grants unless enable_atomic_swap; breaks streams on
+    # the table) and only pays off for very large replace tables; "truncate-and-insert" exposes an empty
+    # table while loading.
+    "replace_strategy": "insert-from-staging",
+    # Delete each file from the table stage once COPY has loaded it: staged files are billed storage.
+    "keep_staged_files": False,
+    # Tag every session so QUERY_HISTORY attributes warehouse time to pipeline, table and load.
+    "query_tag": (
+        '{{"app":"data-pipelines","pipeline":"{pipeline_name}","source":"{source}",'
+        '"resource":"{resource}","table":"{table}","load_id":"{load_id}"}}'
+    ),
+}
+"""Production Snowflake settings. Merge strategy is a resource hint (``write_disposition={"disposition":
+"merge", "strategy": ...}``), not a destination setting: dlt's default, ``delete-insert``, is ours."""
+
+
 class DestinationConfigError(ValueError):
     """Raised when ``DLT__DESTINATION`` names a destination this repository does not support."""
 
@@ -68,5 +88,15 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
     if name == "duckdb":
         return dlt.destinations.duckdb(credentials=duckdb_path())
     if name == "snowflake":
-        return dlt.destinations.snowflake(**(options if production == "snowflake" else {}))
+        return dlt.destinations.snowflake(**snowflake_options(options if production == "snowflake" else {}))
     return dlt.destinations.filesystem(**(options if production == "filesystem" else {}))
+
+
+def snowflake_options(options: dict[str, Any]) -> dict[str, Any]:
+    """:data:`SNOWFLAKE_DEFAULTS` not set in dlt config, overridden by the pipeline's ``options``."""
+    defaults = {
+        name: value
+        for name, value in SNOWFLAKE_DEFAULTS.items()
+        if dlt.config.get(f"destination.snowflake.{name}") is None
+    }
+    return {**defaults, **options}

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import dlt
 from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import LoadInfo, NormalizeInfo
+from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -35,7 +36,10 @@ logger = logging.getLogger("data_pipelines.runner")
 Step = Literal["sync", "extract", "normalize", "load"]
 LOADER_FILE_FORMAT: TLoaderFileFormat = "parquet"
 """Parquet for every destination: typed, compressed, what Snowflake's COPY and Snowpipe ingest fastest,
-and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten times slower)."""
+and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten times slower).
+A resource that sets its own ``file_format`` hint keeps it: parquet carries ``json`` columns as text,
+which Snowflake stores as a VARIANT *string*, so resources whose JSON must be queryable as VARIANT
+paths declare ``file_format="jsonl"`` (README, "Snowflake")."""
 
 
 @dataclass
@@ -202,7 +206,11 @@ def _run_steps(
                 _add_schema_changes(report, before, _schema_snapshot(pipeline))
                 return report
         with _timed(report, "extract"):
-            pipeline.extract(source_factory(), loader_file_format=loader_file_format, **extract_kwargs)
+            data = source_factory()
+            if _default_file_format(data, loader_file_format):
+                pipeline.extract(data, **extract_kwargs)
+            else:
+                pipeline.extract(data, loader_file_format=loader_file_format, **extract_kwargs)
         report.extracted = True
         _normalize_and_load(pipeline, report)
     except PipelineStepFailed as exc:
@@ -216,6 +224,23 @@ def _run_steps(
     _add_schema_changes(report, before, _schema_snapshot(pipeline))
     logger.info("%s", report.to_markdown())
     return report
+
+
+def _default_file_format(data: Any, file_format: TLoaderFileFormat) -> bool:
+    """Give each resource in ``data`` without its own ``file_format`` hint ``file_format``.
+
+    Returns False when ``data`` is not a dlt source or resource (plain data takes the format as is).
+    """
+    if isinstance(data, DltSource):
+        resources: list[DltResource] = list(data.selected_resources.values())
+    elif isinstance(data, DltResource):
+        resources = [data]
+    else:
+        return False
+    for resource in resources:
+        if not (resource._hints or {}).get("file_format"):
+            resource.apply_hints(file_format=file_format)
+    return True
 
 
 def _normalize_and_load(pipeline: dlt.Pipeline, report: RunReport) -> None:

@@ -38,3 +38,14 @@ def test_options_reach_only_the_production_destination(monkeypatch: pytest.Monke
         "replace_strategy"
         not in destinations.get_destination("snowflake", replace_strategy="x").config_params
     )
+
+
+def test_snowflake_gets_production_defaults_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLT__DESTINATION")
+    params = destinations.get_destination("snowflake").config_params
+    assert params["replace_strategy"] == "insert-from-staging" and params["keep_staged_files"] is False
+    assert "{pipeline_name}" in params["query_tag"] and "{load_id}" in params["query_tag"]
+    monkeypatch.setenv("DESTINATION__SNOWFLAKE__KEEP_STAGED_FILES", "true")  # an operator's override wins
+    assert "keep_staged_files" not in destinations.get_destination("snowflake").config_params
+    pipeline_choice = destinations.get_destination("snowflake", replace_strategy="staging-optimized")
+    assert pipeline_choice.config_params["replace_strategy"] == "staging-optimized"

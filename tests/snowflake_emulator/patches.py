@@ -1,0 +1,149 @@
+"""Emulator-side compatibility patches: what fakesnow 0.12.1 lacks for dlt's real Snowflake destination.
+
+dlt's ``snowflake`` destination loads a file with ``PUT`` into the table stage and ``COPY INTO`` from it.
+fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
+
+1. ``PUT 'file://...' '@"SCHEMA"."%TABLE"/"load_id"'``: the stage is a quoted string literal, which
+   fakesnow keeps quotes and all, then rejects as "does not start with @".
+2. ``FILE_FORMAT = (TYPE = 'PARQUET', BINARY_AS_TEXT = FALSE, ...)``: comma-separated options parse with
+   ``SequenceProperties`` separators that fakesnow's option parser refuses.
+3. ``MATCH_BY_COLUMN_NAME='CASE_INSENSITIVE'``: a quoted value, where fakesnow only accepts a bare word.
+4. ``COPY`` of newline-delimited JSON (``FILE_FORMAT = (TYPE = 'JSON')``) ``MATCH_BY_COLUMN_NAME`` into
+   typed columns: fakesnow only loads JSON into a single VARIANT column. dlt writes its own
+   ``_dlt_pipeline_state`` rows (and any resource hinted ``file_format="jsonl"``) as JSON lines.
+
+Each patch rewrites the parsed statement into the form fakesnow already supports and calls fakesnow's
+own code; nothing here changes how data is stored or copied. They touch fakesnow internals, so they are
+pinned to one fakesnow version and refuse to load on any other: re-check them when you bump fakesnow.
+The client side is untouched except for one capability (see :func:`single_statement_capabilities`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from sqlglot import exp
+
+PINNED_FAKESNOW: Final = "0.12.1"
+JSON_FILE: Final = re.compile(r"\.jsonl?(\.gz)?$")
+
+
+class EmulatorVersionError(RuntimeError):
+    """fakesnow is not the version these patches were written and tested against."""
+
+
+def check_version() -> None:
+    installed = importlib.metadata.version("fakesnow")
+    if installed != PINNED_FAKESNOW:
+        raise EmulatorVersionError(
+            f"tests/snowflake_emulator/patches.py is written for fakesnow=={PINNED_FAKESNOW}, but "
+            f"{installed} is installed: re-check each patch against the new version (and drop the ones it "
+            "no longer needs), then update PINNED_FAKESNOW and the pin in pyproject.toml."
+        )
+
+
+def _unquote_put_target(expression: exp.Expr) -> exp.Expr:
+    """Patch 1: ``PUT ... '@"S"."%T"/"id"'`` -> ``PUT ... @"S"."%T"/"id"`` (the form fakesnow parses)."""
+    if isinstance(expression, exp.Put) and isinstance(target := expression.args.get("target"), exp.Var):
+        text = target.this
+        if len(text) >= 2 and text[0] == text[-1] == "'":
+            target.set("this", text[1:-1].replace("''", "'"))
+    return expression
+
+
+def _normalise_copy(expression: exp.Copy) -> exp.Copy:
+    """Patches 2 and 3: drop option separators and unquote ``MATCH_BY_COLUMN_NAME``'s value."""
+    for param in expression.args.get("params") or []:
+        name = param.this.name.upper() if isinstance(param.this, exp.Var) else ""
+        if name == "FILE_FORMAT":
+            param.set(
+                "expressions", [e for e in param.expressions if not isinstance(e, exp.SequenceProperties)]
+            )
+        elif name == "MATCH_BY_COLUMN_NAME" and isinstance(
+            value := param.args.get("expression"), exp.Literal
+        ):
+            param.set("expression", exp.var(value.name.upper()))
+    return expression
+
+
+def _json_by_column_name() -> tuple[type, Callable[..., list[str]]]:
+    """Patch 4: JSON lines read as records, matched to the table's columns like parquet is."""
+    import fakesnow.copy_into as copy_into
+
+    original_names: Callable[..., list[str]] = copy_into._get_parquet_column_names
+
+    class ReadJsonRecords(copy_into.ReadParquet):
+        """One column per top-level key (not one VARIANT per line), through fakesnow's by-name path."""
+
+        def read_expression(self, url: str) -> exp.Expr:
+            return exp.func(
+                "read_json",
+                exp.Literal.string(url),
+                exp.EQ(this=exp.var("format"), expression=exp.Literal.string("newline_delimited")),
+            )
+
+    def column_names(url: str, duck_conn: Any) -> list[str]:
+        if not JSON_FILE.search(url):
+            return original_names(url, duck_conn)
+        read = ReadJsonRecords().read_expression(url).sql(dialect="duckdb")
+        return [row[0] for row in duck_conn.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()]
+
+    return ReadJsonRecords, column_names
+
+
+_applied = False
+
+
+def apply() -> None:
+    """Install the patches in this process (idempotent). Call before the emulator serves a query."""
+    global _applied
+    if _applied:
+        return
+    check_version()
+    import fakesnow.copy_into
+    import fakesnow.cursor
+    import fakesnow.transforms
+
+    original_put: Callable[..., exp.Expr] = fakesnow.transforms.put_stage
+    original_copy: Callable[..., str] = fakesnow.cursor.copy_into
+
+    def put_stage(expression: exp.Expr, *args: Any, **kwargs: Any) -> exp.Expr:
+        return original_put(_unquote_put_target(expression), *args, **kwargs)
+
+    def copy_into(duck_conn: Any, db: Any, schema: Any, expression: exp.Copy, *args: Any, **kw: Any) -> str:
+        return original_copy(duck_conn, db, schema, _normalise_copy(expression), *args, **kw)
+
+    fakesnow.transforms.put_stage = put_stage
+    fakesnow.cursor.copy_into = copy_into  # type: ignore[assignment]
+    read_json_records, column_names = _json_by_column_name()
+    setattr(fakesnow.copy_into, "ReadJSON", read_json_records)  # noqa: B010 - a class, replaced on purpose
+    fakesnow.copy_into._get_parquet_column_names = column_names
+    _applied = True
+
+
+def single_statement_capabilities() -> Callable[[], None]:
+    """Make dlt send one statement per request, as the emulator executes exactly one; returns an undo.
+
+    Real Snowflake runs several ``;``-separated statements in one request (``MULTI_STATEMENT_COUNT``);
+    fakesnow's server does not. dlt reads this from the destination's capabilities, which config cannot
+    set, so the emulator fixture adjusts the ``snowflake`` factory's capabilities for the test's duration.
+    Production code and the real-account suite keep dlt's default.
+    """
+    from dlt.destinations.impl.snowflake.factory import snowflake
+
+    original = snowflake._raw_capabilities
+
+    def raw_capabilities(self: snowflake) -> Any:
+        caps = original(self)
+        caps.supports_multiple_statements = False
+        return caps
+
+    snowflake._raw_capabilities = raw_capabilities  # type: ignore[method-assign]
+
+    def undo() -> None:
+        snowflake._raw_capabilities = original  # type: ignore[method-assign]
+
+    return undo
