@@ -115,6 +115,7 @@ def run_pipeline(
     *,
     retrying: bool = False,
     loader_file_format: TLoaderFileFormat = LOADER_FILE_FORMAT,
+    restore_state: bool = False,
     **extract_kwargs: Any,
 ) -> RunReport:
     """Extract, normalise and load ``source_factory()`` with ``pipeline``, returning a report.
@@ -122,6 +123,9 @@ def run_pipeline(
     Load packages a failed earlier run left behind are normalised and loaded first. When ``retrying``
     is true and such packages exist, the source is not read again: the retry finishes what the failed
     attempt extracted. ``extract_kwargs`` go to ``pipeline.extract`` (``write_disposition``, ``refresh``).
+    With ``restore_state``, state and schemas are first synced from the destination when it holds a
+    newer state than the local pipeline folder (as dlt's own ``run()`` does): an ephemeral worker then
+    carries on from what was loaded instead of starting over.
     Raises dlt's ``PipelineStepFailed`` (with the report attached as ``run_report``) on failure.
     """
     report = RunReport(
@@ -129,6 +133,8 @@ def run_pipeline(
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
         dataset_name=pipeline.dataset_name,
     )
+    if restore_state:
+        pipeline.sync_destination()
     before = _schema_snapshot(pipeline)
     try:
         if pipeline.has_pending_data:
