@@ -141,7 +141,7 @@ def oxr_rates(
                 day = _parse_date(key, f"{what}: date key")
                 if not window_start <= day <= window_end:
                     raise ApiError(f"{what}: rates dated {day}, outside the requested range")
-                yield from _oxr_day(day, days[key], base, what)
+                yield from _oxr_day(day, days[key], base, quotes, what)
             window_start = window_end + dt.timedelta(days=1)
         return
     day = start
@@ -150,16 +150,17 @@ def oxr_rates(
         body = _oxr_json(client, f"historical/{day.isoformat()}.json", what, params, app_id)
         if not isinstance(body, dict) or body.get("base") != base:
             raise ApiError(f"{what}: expected an object with base {base}")
-        yield from _oxr_day(day, body.get("rates"), base, what)
+        yield from _oxr_day(day, body.get("rates"), base, quotes, what)
         day += dt.timedelta(days=1)
 
 
-def _oxr_day(day: dt.date, rates: Any, base: str, what: str) -> Iterator[Row]:
+def _oxr_day(day: dt.date, rates: Any, base: str, quotes: Sequence[str], what: str) -> Iterator[Row]:
     if not isinstance(rates, dict):
         raise ApiError(f"{what}: expected an object of rates for {day}")
     for quote, rate in sorted(rates.items()):
         _check_code(quote, f"{what}: quote")
-        if quote != base:  # OXR lists the base itself at 1.0
+        # OXR lists the base itself at 1.0; `symbols` is a filter some plans ignore, so filter here too
+        if quote != base and (not quotes or quote in quotes):
             yield day, quote, _check_rate(rate, f"{what}: {day} {base}/{quote}")
 
 

@@ -33,6 +33,8 @@ DEFAULT_BASE_URLS: Final[dict[str, str]] = {
     "openexchangerates": "https://openexchangerates.org/api",
 }
 OXR_PROVIDER_KEY: Final = "OXR"
+SETTLE_DAYS: Final = 7
+"""Days after which a date without rates counts as final (the ECB publishes the same afternoon)."""
 BATCH_ROWS: Final = 10_000
 """Rows handed to dlt at a time: big enough to keep per-item overhead low, small enough to stay flat."""
 
@@ -163,11 +165,11 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     if len(batch):
         yield batch.flush()
 
-    # A day counts as loaded once a later (or the same) day has been published: the provider will not add
-    # rates for it any more. Days after the newest published one stay open for the next run.
-    settled = [
-        (start, min(end, latest_seen)) for start, end in newly_covered if start and start <= latest_seen
-    ]
+    # A day counts as loaded once it has rates or a later day has been published (the provider will not
+    # add rates for it any more), or once it is more than SETTLE_DAYS old (a weekend or holiday at the end
+    # of a historical backfill). Newer days without rates stay open for the next run.
+    settled_until = max(latest_seen, settings.as_of.toordinal() - SETTLE_DAYS)
+    settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
     if settled:
         selection = settings.selection
         coverage[selection] = _merge([*coverage.get(selection, []), *settled])
