@@ -43,6 +43,12 @@ def data_files(s3: Any) -> list[str]:
     return [key for key in keys(s3) if key.startswith("exchange_rates/rates/")]
 
 
+def load_id(key: str) -> str:
+    match = LAYOUT.match(key)
+    assert match, f"{key} is not under the documented layout"
+    return match["load_id"]
+
+
 def read_rates(s3: Any) -> pa.Table:
     tables = [
         pq.read_table(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
@@ -68,7 +74,7 @@ def test_files_land_under_the_documented_layout_as_parquet(frankfurter: FakeFran
     assert report.destination == "filesystem" and report.status == "succeeded"
     files = data_files(s3)
     assert files and all(LAYOUT.match(key) for key in files), files
-    assert {LAYOUT.match(key)["load_id"] for key in files} == set(report.load_ids)  # type: ignore[index]
+    assert {load_id(key) for key in files} == set(report.load_ids)
     assert any(key.startswith("exchange_rates/_dlt_loads/") for key in keys(s3))
     table = read_rates(s3)
     assert table.column_names == COLUMNS
@@ -90,9 +96,7 @@ def test_reruns_and_daily_runs_add_no_duplicate_rows(frankfurter: FakeFrankfurte
     total = assert_unique(table)
     assert total > first
     assert max(table.column("rate_date").to_pylist()) == frankfurter.latest
-    assert len({LAYOUT.match(key)["load_id"] for key in data_files(s3)}) == 3, (
-        "runs with nothing new write no file"
-    )  # type: ignore[index]
+    assert len({load_id(key) for key in data_files(s3)}) == 3, "runs with nothing new write no file"
 
 
 def test_a_fresh_worker_carries_on_from_the_state_in_s3(
