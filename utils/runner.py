@@ -166,6 +166,9 @@ def run_pipeline(
     Load packages a failed earlier run left behind are normalised and loaded first. When ``retrying``
     is true and such packages exist, the source is not read again: the retry finishes what the failed
     attempt extracted. ``extract_kwargs`` go to ``pipeline.extract`` (``write_disposition``, ``refresh``).
+    Without pending packages, state and schemas are first synced from the destination when it holds
+    a newer state than the local pipeline folder (as dlt's own ``run()`` does): an ephemeral worker
+    then carries on from what was loaded instead of starting over.
     Raises dlt's ``PipelineStepFailed`` (with the report attached as ``run_report``) on failure.
     """
     report = RunReport(

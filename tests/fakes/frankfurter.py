@@ -78,6 +78,12 @@ class FakeFrankfurter(FakeApi):
         self.today = today or dt.date.today()
         self.currencies = {c.iso_code: c for c in currencies}
         self.latency = 0.0
+        self.break_stream_after: int | None = None
+        """Drop the connection mid-body once this many NDJSON records have been streamed (across requests)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.break_stream_after = None
 
     @property
     def latest(self) -> dt.date:
@@ -136,12 +142,17 @@ class FakeFrankfurter(FakeApi):
 
         records = self._records(days, base, [q for q in quote_codes if q != base])
         if "application/x-ndjson" in request.headers.get("accept", ""):
-            return Response(
-                200,
-                (json.dumps(r).encode() + b"\n" for r in records),
-                {"Content-Type": "application/x-ndjson"},
-            )
+            return Response(200, self._ndjson(records), {"Content-Type": "application/x-ndjson"})
         return Response.json(list(records))
+
+    def _ndjson(self, records: Iterator[dict[str, object]]) -> Iterator[bytes]:
+        for record in records:
+            if self.break_stream_after is not None:
+                if self.break_stream_after <= 0:
+                    self.break_stream_after = None
+                    raise ConnectionAbortedError("stream cut by the test")  # the server drops the connection
+                self.break_stream_after -= 1
+            yield json.dumps(record).encode() + b"\n"
 
     def _date_range(self, request: Request) -> tuple[dt.date, dt.date]:
         date, start, end = request.param("date"), request.param("from"), request.param("to")
@@ -207,8 +218,9 @@ def _parse(value: str, name: str) -> dt.date:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the Frankfurter look-alike on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--today", type=dt.date.fromisoformat, default=None, help="newest date with rates")
     args = parser.parse_args()
-    fake = FakeFrankfurter().start(args.port)
+    fake = FakeFrankfurter(today=args.today).start(args.port)
     print(f"Frankfurter look-alike at {fake.base_url} (Ctrl-C to stop)", flush=True)
     try:
         while True:

@@ -1,0 +1,445 @@
+"""dlt source for daily exchange rates (see the package docstring for owner, providers and modes).
+
+No duplicates, with append and without a merge: the resource state keeps, per base currency, the date
+ranges already loaded (``coverage``), and every run asks only for the gaps and drops any row whose
+(date, base, quote) is already covered. dlt commits that state in the same load package as the rows, so
+it only advances when they load; a run that fails while extracting leaves it untouched.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+import dlt
+import pendulum
+import pyarrow as pa
+from dlt.common.typing import TDataItem, TSecretStrValue
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+
+from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_rates
+from utils.http import ApiError, api_client
+
+Mode = Literal["latest", "backfill"]
+Provider = Literal["frankfurter", "openexchangerates"]
+MODES: Final = get_args(Mode)
+PROVIDERS: Final = get_args(Provider)
+DEFAULT_BASE_URLS: Final[dict[str, str]] = {
+    "frankfurter": "https://api.frankfurter.dev/v2",
+    "openexchangerates": "https://openexchangerates.org/api",
+}
+OXR_PROVIDER_KEY: Final = "OXR"
+SETTLE_DAYS: Final = 7
+"""Days after which a date without rates counts as final (the ECB publishes the same afternoon)."""
+BATCH_ROWS: Final = 10_000
+"""Rows handed to dlt at a time: big enough to keep per-item overhead low, small enough to stay flat."""
+
+TABLE: Final = "rates"
+KEY: Final = ("rate_date", "base_currency", "quote_currency")
+COLUMNS: Final[dict[str, Any]] = {
+    "rate_date": {"data_type": "date", "nullable": False},
+    "base_currency": {"data_type": "text", "nullable": False},
+    "quote_currency": {"data_type": "text", "nullable": False},
+    # double: rates are ratios spanning twelve orders of magnitude (TRL per EUR ~1.7e6, EUR per TRL
+    # ~6e-7) published with at most six significant digits; a float64 keeps every one of them exactly
+    # as published (shortest round-trip), where any fixed-scale decimal truncates the small ones.
+    "rate": {"data_type": "double", "nullable": False},
+    "provider": {"data_type": "text", "nullable": False},
+    "loaded_at": {"data_type": "timestamp", "nullable": False},
+}
+
+Interval = tuple[int, int]
+"""Inclusive range of proleptic Gregorian ordinals (``date.toordinal()``)."""
+ALL_QUOTES: Final = "*"
+EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one run."""
+
+    mode: str
+    provider: str
+    base_url: str
+    base_currency: str
+    quotes: tuple[str, ...]
+    providers: tuple[str, ...]
+    start_date: dt.date | None
+    end_date: dt.date | None
+    as_of: dt.date
+    app_id: str | None
+    oxr_time_series: bool
+
+    @property
+    def selection(self) -> str:
+        """The state key of the quote selection: ``*`` for all quotes, else the sorted codes."""
+        return ",".join(self.quotes) if self.quotes else ALL_QUOTES
+
+    @property
+    def provider_label(self) -> str:
+        """The ``provider`` column: Frankfurter's data provider keys (blended), or ``OXR``."""
+        return ",".join(self.providers) if self.provider == "frankfurter" else OXR_PROVIDER_KEY
+
+
+@dlt.source(section="exchange_rates", name="exchange_rates")
+def exchange_rates_source(
+    mode: str = "latest",
+    start_date: str | dt.date | None = None,
+    end_date: str | dt.date | None = None,
+    provider: str = "frankfurter",
+    base_url: str | None = None,
+    base_currency: str = "EUR",
+    quotes: list[str] | str | None = None,
+    providers: list[str] | str | None = None,
+    as_of: str | dt.date | None = None,
+    app_id: TSecretStrValue | None = None,
+    oxr_time_series: bool = False,
+) -> DltResource:
+    """Daily exchange rates, one row per (``rate_date``, ``base_currency``, ``quote_currency``).
+
+    Config (``[sources.exchange_rates]`` or ``SOURCES__EXCHANGE_RATES__*``):
+        mode: ``latest`` (the daily run: dates after the last loaded one) or ``backfill``.
+        start_date, end_date: the backfill range (``end_date`` defaults to ``as_of``).
+        provider: ``frankfurter`` (default, keyless) or ``openexchangerates`` (needs ``app_id``).
+        base_url: API root; defaults to the provider's public URL.
+        base_currency: default ``EUR``. quotes: quote currencies, default all.
+        providers: Frankfurter data providers, default ``["ECB"]`` (several are blended by Frankfurter).
+        as_of: the date the run treats as today (default: the current UTC date).
+        app_id: Open Exchange Rates App ID (secret). oxr_time_series: use OXR's time-series endpoint
+            (paid plans) instead of one request per day.
+    """
+    return rates(
+        dict(
+            mode=mode,
+            start_date=start_date,
+            end_date=end_date,
+            provider=provider,
+            base_url=base_url,
+            base_currency=base_currency,
+            quotes=quotes,
+            providers=providers,
+            as_of=as_of,
+            app_id=app_id,
+            oxr_time_series=oxr_time_series,
+        )
+    )
+
+
+@dlt.resource(name=TABLE, write_disposition="append", primary_key=KEY, columns=COLUMNS)
+def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
+    """Rows not loaded before, in batches; records the newly loaded ranges in the resource state.
+
+    Options are validated here rather than in the source so that a bad setting fails the extract step
+    with a clear message in the run report.
+    """
+    settings = _settings(**options)
+    client = api_client(settings.base_url)
+    coverage_by_base: dict[str, dict[str, list[list[str]]]] = dlt.current.resource_state().setdefault(
+        "coverage", {}
+    )
+    stored = coverage_by_base.get(settings.base_currency, {})
+    coverage = {selection: _from_state(ranges) for selection, ranges in stored.items()}
+    known = _covered_for(settings.quotes, coverage)
+    batch = _Batch(settings.base_currency, settings.provider_label, pendulum.now("UTC"))
+    row_filter = _RowFilter(coverage)
+    newly_covered: list[Interval] = []
+    latest_seen = max((end for ranges in coverage.values() for _, end in ranges), default=0)
+
+    for request in _plan(settings, known):
+        seen: set[tuple[int, str]] = set()
+        newest = 0
+        for day, quote, rate in _fetch(client, settings, request):
+            ordinal = day.toordinal()
+            if (ordinal, quote) in seen:
+                raise ApiError(f"{settings.provider} listed {day} {settings.base_currency}/{quote} twice")
+            seen.add((ordinal, quote))
+            newest = max(newest, ordinal)
+            if not row_filter.covered(quote, ordinal) and batch.add(ordinal, quote, rate) >= BATCH_ROWS:
+                yield batch.flush()
+        latest_seen = max(latest_seen, newest)
+        newly_covered.append(request if request is not None else (newest, newest))
+    if len(batch):
+        yield batch.flush()
+
+    # A day counts as loaded once it has rates or a later day has been published (the provider will not
+    # add rates for it any more), or once it is more than SETTLE_DAYS old (a weekend or holiday at the end
+    # of a historical backfill). Newer days without rates stay open for the next run.
+    settled_until = max(latest_seen, settings.as_of.toordinal() - SETTLE_DAYS)
+    settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
+    if settled:
+        selection = settings.selection
+        coverage[selection] = _merge([*coverage.get(selection, []), *settled])
+        coverage_by_base[settings.base_currency] = {
+            key: _to_state(ranges) for key, ranges in sorted(coverage.items())
+        }
+
+
+# planning ------------------------------------------------------------------------------------------
+def _plan(settings: Settings, known: list[Interval]) -> list[Interval | None]:
+    """The date ranges to request (``None``: Frankfurter's latest day), one calendar year at most each."""
+    as_of = settings.as_of.toordinal()
+    last_closed = as_of - 1 if settings.provider == "openexchangerates" else as_of
+    if settings.mode == "latest":
+        if not known:
+            if settings.provider == "frankfurter":
+                return [None]
+            return [(last_closed, last_closed)]
+        wanted: list[Interval] = [(known[-1][1] + 1, last_closed)]
+    else:
+        assert settings.start_date is not None
+        end = min(settings.end_date.toordinal() if settings.end_date else as_of, last_closed)
+        wanted = [(settings.start_date.toordinal(), end)]
+    gaps = _subtract(wanted, known)
+    return [chunk for gap in gaps for chunk in _split_years(gap)]
+
+
+def _fetch(client: RESTClient, settings: Settings, request: Interval | None) -> Iterator[Row]:
+    start = dt.date.fromordinal(request[0]) if request else None
+    end = dt.date.fromordinal(request[1]) if request else None
+    if settings.provider == "frankfurter":
+        try:
+            yield from frankfurter_rates(
+                client,
+                base=settings.base_currency,
+                quotes=settings.quotes,
+                providers=settings.providers,
+                start=start,
+                end=end,
+            )
+        except NoData:
+            return
+        return
+    assert start is not None and end is not None and settings.app_id
+    yield from oxr_rates(
+        client,
+        app_id=settings.app_id,
+        base=settings.base_currency,
+        quotes=settings.quotes,
+        start=start,
+        end=end,
+        time_series=settings.oxr_time_series,
+    )
+
+
+class _Batch:
+    """Rows collected column by column and handed to dlt as an Arrow table (no per-row normalising)."""
+
+    SCHEMA: Final = pa.schema(
+        [
+            pa.field("rate_date", pa.date32(), nullable=False),
+            pa.field("base_currency", pa.string(), nullable=False),
+            pa.field("quote_currency", pa.string(), nullable=False),
+            pa.field("rate", pa.float64(), nullable=False),
+            pa.field("provider", pa.string(), nullable=False),
+            pa.field("loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+    def __init__(self, base: str, provider: str, loaded_at: dt.datetime) -> None:
+        self._constants = (pa.scalar(base), pa.scalar(provider), pa.scalar(loaded_at, self.SCHEMA[5].type))
+        self._days: list[int] = []
+        self._quotes: list[str] = []
+        self._rates: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._days)
+
+    def add(self, ordinal: int, quote: str, rate: float) -> int:
+        self._days.append(ordinal - EPOCH_ORDINAL)
+        self._quotes.append(quote)
+        self._rates.append(rate)
+        return len(self._days)
+
+    def flush(self) -> pa.Table:
+        size = len(self._days)
+        base, provider, loaded_at = (pa.repeat(value, size) for value in self._constants)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(self._days, pa.int32()).cast(pa.date32()),
+                base,
+                pa.array(self._quotes, pa.string()),
+                pa.array(self._rates, pa.float64()),
+                provider,
+                loaded_at,
+            ],
+            schema=self.SCHEMA,
+        )
+        self._days, self._quotes, self._rates = [], [], []
+        return table
+
+
+class _RowFilter:
+    """Answers "is (quote, day) already loaded?" from the coverage of every quote selection."""
+
+    def __init__(self, coverage: dict[str, list[Interval]]) -> None:
+        self._coverage = coverage
+        self._by_quote: dict[str, tuple[list[int], list[Interval]]] = {}
+        self._any = bool(coverage)
+
+    def covered(self, quote: str, day: int) -> bool:
+        if not self._any:
+            return False
+        if quote not in self._by_quote:
+            ranges = _merge(
+                r
+                for selection, intervals in self._coverage.items()
+                if selection == ALL_QUOTES or quote in selection.split(",")
+                for r in intervals
+            )
+            self._by_quote[quote] = ([start for start, _ in ranges], ranges)
+        starts, ranges = self._by_quote[quote]
+        index = bisect.bisect_right(starts, day) - 1
+        return index >= 0 and ranges[index][0] <= day <= ranges[index][1]
+
+
+def _covered_for(quotes: Sequence[str], coverage: dict[str, list[Interval]]) -> list[Interval]:
+    """Days on which every wanted quote is loaded: all-quote ranges, plus for a quote list the days
+    that selections containing each of its quotes cover."""
+    every = coverage.get(ALL_QUOTES, [])
+    if not quotes:
+        return every
+    common: list[Interval] | None = None
+    for quote in quotes:
+        ranges = _merge(r for selection, rs in coverage.items() if quote in selection.split(",") for r in rs)
+        common = ranges if common is None else _intersect(common, ranges)
+    return _merge([*every, *(common or [])])
+
+
+# interval arithmetic -------------------------------------------------------------------------------
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersect(left: list[Interval], right: list[Interval]) -> list[Interval]:
+    result = []
+    for a_start, a_end in left:
+        for b_start, b_end in right:
+            start, end = max(a_start, b_start), min(a_end, b_end)
+            if start <= end:
+                result.append((start, end))
+    return _merge(result)
+
+
+def _subtract(wanted: list[Interval], covered: list[Interval]) -> list[Interval]:
+    gaps = []
+    for start, end in wanted:
+        cursor = start
+        for c_start, c_end in covered:
+            if c_end < cursor or c_start > end:
+                continue
+            if c_start > cursor:
+                gaps.append((cursor, c_start - 1))
+            cursor = max(cursor, c_end + 1)
+        if cursor <= end:
+            gaps.append((cursor, end))
+    return gaps
+
+
+def _split_years(interval: Interval) -> list[Interval]:
+    """Split at calendar-year boundaries: one request per year keeps each response bounded."""
+    start, end = interval
+    chunks = []
+    while start <= end:
+        year_end = dt.date(dt.date.fromordinal(start).year, 12, 31).toordinal()
+        chunks.append((start, min(end, year_end)))
+        start = year_end + 1
+    return chunks
+
+
+def _from_state(ranges: list[list[str]]) -> list[Interval]:
+    return _merge(
+        (dt.date.fromisoformat(a).toordinal(), dt.date.fromisoformat(b).toordinal()) for a, b in ranges
+    )
+
+
+def _to_state(ranges: list[Interval]) -> list[list[str]]:
+    return [[dt.date.fromordinal(a).isoformat(), dt.date.fromordinal(b).isoformat()] for a, b in ranges]
+
+
+# configuration ------------------------------------------------------------------------------------
+def _settings(
+    *,
+    mode: str,
+    start_date: str | dt.date | None,
+    end_date: str | dt.date | None,
+    provider: str,
+    base_url: str | None,
+    base_currency: str,
+    quotes: list[str] | str | None,
+    providers: list[str] | str | None,
+    as_of: str | dt.date | None,
+    app_id: str | None,
+    oxr_time_series: bool,
+) -> Settings:
+    section = "sources.exchange_rates"
+    if mode not in MODES:
+        raise ValueError(f"{section}.mode={mode!r} is not supported; use one of {', '.join(MODES)}")
+    if provider not in PROVIDERS:
+        raise ValueError(
+            f"{section}.provider={provider!r} is not supported; use one of {', '.join(PROVIDERS)}"
+        )
+    base = _code(base_currency, f"{section}.base_currency")
+    quote_list = tuple(sorted({_code(q, f"{section}.quotes") for q in _as_list(quotes)} - {base}))
+    provider_list = tuple(sorted({p.strip().upper() for p in _as_list(providers) or ["ECB"] if p.strip()}))
+    start, end = _date(start_date, "start_date"), _date(end_date, "end_date")
+    today = _date(as_of, "as_of") or pendulum.now("UTC").date()
+    if mode == "backfill" and start is None:
+        raise ValueError("a backfill needs a start date (--start-date YYYY-MM-DD)")
+    if start and end and start > end:
+        raise ValueError(f"start_date {start} is after end_date {end}")
+    if provider == "openexchangerates" and not app_id:
+        raise ValueError(
+            f"{section}.app_id is missing: Open Exchange Rates needs an App ID "
+            "(.dlt/secrets.toml or SOURCES__EXCHANGE_RATES__APP_ID)"
+        )
+    return Settings(
+        mode=mode,
+        provider=provider,
+        base_url=base_url or DEFAULT_BASE_URLS[provider],
+        base_currency=base,
+        quotes=quote_list,
+        providers=provider_list,
+        start_date=start,
+        end_date=end,
+        as_of=dt.date(today.year, today.month, today.day),
+        app_id=app_id,
+        oxr_time_series=oxr_time_series,
+    )
+
+
+def _as_list(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.split(",") if part.strip()]
+    return list(value)
+
+
+def _code(value: Any, where: str) -> str:
+    code = str(value).strip().upper()
+    if not ISO_CODE.match(code):
+        raise ValueError(f"{where}: {value!r} is not a three-letter ISO 4217 code")
+    return code
+
+
+def _date(value: str | dt.date | None, name: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a YYYY-MM-DD date") from None

@@ -1,0 +1,102 @@
+"""The exchange_rates flows under Prefect's test harness: daily and backfill runs, retries, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.states import State
+
+import flows.exchange_rates as flow_module
+from tests.fakes.frankfurter import FakeFrankfurter
+from tests.fixtures.warehouse import Warehouse
+from utils.orchestration import RETRIES, RETRY_DELAYS
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(autouse=True)
+def two_quotes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__QUOTES", '["USD", "GBP"]')
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("load_latest_rates", "backfill_rates"):
+        task = getattr(flow_module, name)
+        monkeypatch.setattr(
+            flow_module, name, task.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
+        )
+
+
+async def _task_runs(flow_run_id: Any) -> list[Any]:
+    async with get_client() as client:
+        return await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+
+
+async def _artifacts(flow_run_id: Any) -> list[Any]:
+    async with get_client() as client:
+        return await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+def test_tasks_use_the_shared_retry_policy() -> None:
+    for task in (flow_module.load_latest_rates, flow_module.backfill_rates):
+        assert task.retries == RETRIES and task.retry_delay_seconds == RETRY_DELAYS
+
+
+def test_backfill_then_daily_flow(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:
+    state: State[Any] = flow_module.exchange_rates_backfill_flow(
+        start_date=dt.date(2026, 11, 2), end_date=dt.date(2026, 11, 13), return_state=True
+    )
+    assert state.is_completed()
+    assert state.result()["rows_by_table"] == {"rates": 2 * 10}
+    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
+    assert [a.key for a in artifacts] == ["exchange-rates-run-report"]
+
+    frankfurter.reset()
+    state = flow_module.exchange_rates_daily_flow(return_state=True)
+    assert state.is_completed() and state.result()["rows_by_table"] == {"rates": 2 * 5}
+    assert [r.param("from") for r in frankfurter.requests_to("/rates")] == ["2026-11-14"]
+    assert warehouse.scalar("select count(*) from exchange_rates.rates") == 30
+    assert (
+        warehouse.scalar(
+            "select count(distinct (rate_date, base_currency, quote_currency)) from exchange_rates.rates"
+        )
+        == 30
+    )
+
+
+def test_a_retried_daily_run_loads_each_rate_once(
+    frankfurter: FakeFrankfurter, warehouse: Warehouse, no_retry_delay: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "1")
+    flow_module.exchange_rates_backfill_flow(start_date=dt.date(2026, 11, 2), end_date=dt.date(2026, 11, 13))
+    frankfurter.fail(503, times=2, path="/rates")
+    state: State[Any] = flow_module.exchange_rates_daily_flow(return_state=True)
+    assert state.is_completed()
+    [task_run] = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    assert task_run.run_count == 3
+    assert warehouse.scalar("select count(*) from exchange_rates.rates") == 30
+
+
+def test_a_backfill_with_the_dates_reversed_fails_before_loading(
+    frankfurter: FakeFrankfurter, warehouse: Warehouse
+) -> None:
+    state: State[Any] = flow_module.exchange_rates_backfill_flow(
+        start_date=dt.date(2026, 11, 13), end_date=dt.date(2026, 11, 2), return_state=True
+    )
+    assert state.is_failed()
+    assert frankfurter.requests == [] and warehouse.tables("exchange_rates") == set()

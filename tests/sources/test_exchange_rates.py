@@ -1,0 +1,247 @@
+"""The exchange_rates source against the Frankfurter and Open Exchange Rates look-alikes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pytest
+from dlt.extract.exceptions import ResourceExtractionError
+
+from sources.exchange_rates import COLUMNS, exchange_rates_source
+from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
+from tests.fakes.openexchangerates import FakeOpenExchangeRates
+from tests.fixtures.openexchangerates import OXR_APP_ID
+from tests.fixtures.warehouse import Warehouse
+from utils.http import ApiError
+
+CONTRACT = ["rate_date", "base_currency", "quote_currency", "rate", "provider", "loaded_at"]
+
+
+@pytest.fixture(autouse=True)
+def active_pipeline(warehouse: Warehouse) -> Iterator[None]:
+    """The source keeps its coverage in pipeline state, so it is read inside an active pipeline."""
+    dlt.pipeline(pipeline_name="exchange_rates_source_tests", destination="duckdb")
+    yield
+
+
+def rows(**kwargs: Any) -> list[dict[str, Any]]:
+    tables = list(exchange_rates_source(**kwargs))
+    assert all(isinstance(t, pa.Table) for t in tables)
+    return [row for table in tables for row in table.to_pylist()]
+
+
+def working_days(start: dt.date, end: dt.date) -> int:
+    return sum(is_working_day(start + dt.timedelta(days=n)) for n in range((end - start).days + 1))
+
+
+def api_error(exc: pytest.ExceptionInfo[BaseException]) -> ApiError:
+    cause = exc.value.__cause__ if isinstance(exc.value, ResourceExtractionError) else exc.value
+    assert isinstance(cause, ApiError), f"expected ApiError, got {exc.value!r}"
+    return cause
+
+
+def test_a_28_year_backfill_takes_one_streamed_request_per_calendar_year(
+    frankfurter: FakeFrankfurter,
+) -> None:
+    start, end = dt.date(1999, 1, 4), dt.date(2026, 11, 20)
+    result = rows(mode="backfill", start_date=start, end_date=end, quotes=["USD"])
+    requests = frankfurter.requests_to("/rates")
+    assert len(requests) == 28
+    assert [(r.param("from"), r.param("to")) for r in requests[:2]] == [
+        ("1999-01-04", "1999-12-31"),
+        ("2000-01-01", "2000-12-31"),
+    ]
+    assert (requests[-1].param("from"), requests[-1].param("to")) == ("2026-01-01", "2026-11-20")
+    assert all(r.headers["accept"] == "application/x-ndjson" for r in requests)
+    assert {r.param("base") for r in requests} == {"EUR"} and {r.param("providers") for r in requests} == {
+        "ECB"
+    }
+    assert len(result) == working_days(start, end), "one row per working day, weekends and holidays absent"
+    assert len({r["rate_date"] for r in result}) == len(result)
+
+
+def test_rows_have_exactly_the_contract_columns_and_types(frankfurter: FakeFrankfurter) -> None:
+    result = rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
+    quotes = sorted(c.iso_code for c in CURRENCIES if c.end is None and c.iso_code != "EUR")
+    assert sorted(r["quote_currency"] for r in result) == quotes
+    usd = next(r for r in result if r["quote_currency"] == "USD")
+    assert list(usd) == CONTRACT == list(COLUMNS)
+    assert usd["rate_date"] == dt.date(2024, 1, 15) and usd["base_currency"] == "EUR"
+    assert usd["rate"] == pytest.approx(frankfurter.per_euro("USD", dt.date(2024, 1, 15)), rel=1e-6)
+    assert usd["provider"] == "ECB" and usd["loaded_at"].tzinfo is not None
+    assert len({r["loaded_at"] for r in result}) == 1, "one loaded-at for the whole run"
+
+
+def test_base_and_quotes_are_passed_through(frankfurter: FakeFrankfurter) -> None:
+    result = rows(
+        mode="backfill", start_date="2024-01-15", end_date="2024-01-16", base_currency="usd", quotes="gbp,JPY"
+    )
+    assert {(r["base_currency"], r["quote_currency"]) for r in result} == {("USD", "GBP"), ("USD", "JPY")}
+    assert len(result) == 4
+    [request] = frankfurter.requests_to("/rates")
+    assert request.param("base") == "USD" and request.param("quotes") == "GBP,JPY"
+
+
+def test_latest_without_history_asks_for_the_latest_day(frankfurter: FakeFrankfurter) -> None:
+    result = rows(quotes=["USD"])
+    [request] = frankfurter.requests_to("/rates")
+    assert request.param("from") is None and request.param("date") is None
+    assert [r["rate_date"] for r in result] == [frankfurter.latest]
+
+
+def test_weekends_and_holidays_are_not_errors(frankfurter: FakeFrankfurter) -> None:
+    assert rows(mode="backfill", start_date="2026-11-14", end_date="2026-11-15") == []  # Sat-Sun: HTTP 404
+    assert frankfurter.requests[-1].param("from") == "2026-11-14"
+    christmas = rows(mode="backfill", start_date="2025-12-24", end_date="2025-12-28", quotes="USD")
+    assert [r["rate_date"] for r in christmas] == [dt.date(2025, 12, 24)]
+
+
+def test_422_is_a_clear_error(frankfurter: FakeFrankfurter) -> None:
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2024-01-01", end_date="2024-01-31", base_currency="XXX")
+    message = str(api_error(exc))
+    assert "HTTP 422" in message and "Invalid currency: XXX" in message
+    assert len(frankfurter.requests) == 1, "a 422 is not retried"
+
+
+def test_429_honours_retry_after_and_5xx_is_retried(frankfurter: FakeFrankfurter) -> None:
+    frankfurter.fail(429, times=1, path="/rates", headers={"Retry-After": "1"})
+    frankfurter.fail(503, times=1, path="/rates")
+    started = time.monotonic()
+    result = rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-19", quotes="USD")
+    assert len(result) == 5
+    assert time.monotonic() - started >= 0.9, "waited for Retry-After"
+    assert len(frankfurter.requests_to("/rates")) == 3
+
+
+def test_persistent_5xx_fails_after_bounded_retries(frankfurter: FakeFrankfurter) -> None:
+    frankfurter.fail(502, times=100, body='{"message": "upstream unavailable"}')
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-19")
+    message = str(api_error(exc))
+    assert "HTTP 502" in message and "upstream unavailable" in message
+    assert len(frankfurter.requests) == 3, "RUNTIME__REQUEST_MAX_ATTEMPTS bounds the retries"
+
+
+def test_a_stream_cut_mid_body_is_a_clear_error(frankfurter: FakeFrankfurter) -> None:
+    frankfurter.break_stream_after = 1000
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2020-01-01", end_date="2021-12-31")
+    assert "connection broke while streaming" in str(api_error(exc))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("not json\n", "line 1 of the NDJSON stream is not JSON"),
+        ('{"date": "2024-01-15", "base": "EUR", "quote": "USD", "rate": -1}\n', "not a positive number"),
+        ('{"date": "2024-01-15", "base": "USD", "quote": "GBP", "rate": 1.1}\n', "has base 'USD'"),
+        (
+            '{"date": "2023-01-15", "base": "EUR", "quote": "USD", "rate": 1.1}\n',
+            "outside the requested range",
+        ),
+        ('{"date": "2024-01-15", "base": "EUR", "quote": "usd", "rate": 1.1}\n', "not a three-letter ISO"),
+        ('{"date": "15/01/2024", "base": "EUR", "quote": "USD", "rate": 1.1}\n', "not a YYYY-MM-DD date"),
+        (
+            '{"date": "2024-01-15", "base": "EUR", "quote": "USD", "rate": 1.1}\n' * 2,
+            "listed 2024-01-15 EUR/USD twice",
+        ),
+    ],
+)
+def test_malformed_records_are_rejected(frankfurter: FakeFrankfurter, body: str, expected: str) -> None:
+    frankfurter.fail(200, body=body, headers={"Content-Type": "application/x-ndjson"})
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
+    assert expected in str(api_error(exc))
+
+
+def test_a_plain_json_array_is_accepted_too(frankfurter: FakeFrankfurter) -> None:
+    body = '[{"date": "2024-01-15", "base": "EUR", "quote": "USD", "rate": 1.0923}]'
+    frankfurter.fail(200, body=body, headers={"Content-Type": "application/json"})
+    assert [
+        (r["quote_currency"], r["rate"])
+        for r in rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
+    ] == [("USD", 1.0923)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"mode": "backfill"}, "a backfill needs a start date"),
+        ({"mode": "sideways"}, "mode='sideways' is not supported"),
+        ({"mode": "backfill", "start_date": "2024-02-01", "end_date": "2024-01-01"}, "is after end_date"),
+        ({"mode": "backfill", "start_date": "01/02/2024"}, "is not a YYYY-MM-DD date"),
+        ({"quotes": ["US"]}, "'US' is not a three-letter ISO 4217 code"),
+        ({"provider": "openexchangerates"}, "sources.exchange_rates.app_id is missing"),
+    ],
+)
+def test_bad_settings_are_clear_errors(
+    frankfurter: FakeFrankfurter, kwargs: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(**kwargs)
+    assert expected in str(exc.value.__cause__)
+    assert frankfurter.requests == []
+
+
+# Open Exchange Rates -------------------------------------------------------------------------------
+def oxr_rows(oxr: FakeOpenExchangeRates, **kwargs: Any) -> list[dict[str, Any]]:
+    return rows(
+        provider="openexchangerates", base_url=oxr.base_url, app_id=OXR_APP_ID, base_currency="USD", **kwargs
+    )
+
+
+def test_oxr_backfill_one_historical_request_per_day(oxr: FakeOpenExchangeRates) -> None:
+    result = oxr_rows(oxr, mode="backfill", start_date="2024-01-12", end_date="2024-01-15", quotes="EUR,GBP")
+    assert [r.path for r in oxr.requests] == [f"/api/historical/2024-01-{d}.json" for d in (12, 13, 14, 15)]
+    assert oxr.requests[0].param("symbols") == "EUR,GBP"
+    assert len(result) == 8, "OXR publishes every calendar day"
+    assert {r["provider"] for r in result} == {"OXR"} and {r["base_currency"] for r in result} == {"USD"}
+
+
+def test_oxr_time_series_covers_31_days_per_request(oxr: FakeOpenExchangeRates) -> None:
+    oxr.allow_time_series = True
+    result = oxr_rows(
+        oxr,
+        mode="backfill",
+        start_date="2024-01-01",
+        end_date="2024-03-31",
+        quotes="EUR",
+        oxr_time_series=True,
+    )
+    assert [(r.param("start"), r.param("end")) for r in oxr.requests] == [
+        ("2024-01-01", "2024-01-31"),
+        ("2024-02-01", "2024-03-02"),
+        ("2024-03-03", "2024-03-31"),
+    ]
+    assert (
+        len({r["rate_date"] for r in result})
+        == len(result)
+        == working_days(dt.date(2024, 1, 1), dt.date(2024, 3, 31))
+    )
+
+
+def test_oxr_latest_loads_the_last_closed_day(oxr: FakeOpenExchangeRates) -> None:
+    result = oxr_rows(oxr, quotes="EUR", as_of="2026-11-20")
+    assert [r.path for r in oxr.requests] == ["/api/historical/2026-11-19.json"]
+    assert [r["rate_date"] for r in result] == [dt.date(2026, 11, 19)]
+
+
+def test_oxr_errors_never_show_the_app_id(
+    oxr: FakeOpenExchangeRates, caplog: pytest.LogCaptureFixture
+) -> None:
+    oxr.fail(
+        403,
+        body='{"error": true, "message": "not_allowed", "description": "Plan limits"}',
+        path="/historical",
+    )
+    with pytest.raises(ResourceExtractionError) as exc:
+        oxr_rows(oxr, mode="backfill", start_date="2024-01-12", end_date="2024-01-12")
+    message = str(api_error(exc))
+    assert "HTTP 403" in message and "not_allowed" in message and "app_id=***" in message
+    assert OXR_APP_ID not in message and OXR_APP_ID not in caplog.text
