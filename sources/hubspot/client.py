@@ -38,6 +38,9 @@ SEARCH_RESULT_CAP: Final = 10_000
 """HubSpot's search endpoints return at most this many results per query, however many match."""
 ASSOCIATION_BATCH: Final = 1_000
 """The most ids one association batch read accepts."""
+WINDOW_MARGIN: Final = 0.1
+"""Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
+jitter can bring two requests sent a full window apart closer together than that."""
 
 
 class HubSpotError(ApiError):
@@ -199,8 +202,8 @@ class HubSpotClient:
             )
         self.search_result_cap = search_result_cap
         self.requests_made: Counter[str] = Counter()
-        self.general_limiter = SlidingWindowLimiter(requests_per_10_seconds, 10.0)
-        self.search_limiter = SlidingWindowLimiter(search_requests_per_second, 1.0)
+        self.general_limiter = SlidingWindowLimiter(requests_per_10_seconds, 10.0 + WINDOW_MARGIN)
+        self.search_limiter = SlidingWindowLimiter(search_requests_per_second, 1.0 + WINDOW_MARGIN)
         session = api_client(base_url).session
         session.mount(
             base_url.rstrip("/") + "/",

@@ -153,7 +153,7 @@ class FakeHubSpot(FakeApi):
         self.denied_scopes.clear()
         self.search_cap, self.association_page_size = 10_000, 500
         self.burst_limit = self.search_limit = None
-        self.token, self.throttled = TOKEN, 0
+        self.token, self.throttled, self._next_id = TOKEN, 0, 1000
 
     def add(
         self, object_type: str, count: int, *, start: dt.datetime = EPOCH, step_ms: int = 1_000
