@@ -252,7 +252,7 @@ class HubSpotClient:
         """
         seen_at_since: set[str] = set()
         while since_ms < until_ms:
-            fetched, last_ms, ids_at_last = 0, since_ms, set(seen_at_since)
+            fetched, last_ms, ids_at_last = 0, since_ms, set()
             filters = [
                 _filter(cursor_property, "GTE", since_ms),
                 _filter(cursor_property, "LT", until_ms),
@@ -271,11 +271,11 @@ class HubSpotClient:
                     yield fresh
             if fetched < self.search_result_cap:
                 return
-            if last_ms == since_ms:  # the whole query shared one timestamp: read that instant by id
-                yield from self._drain_instant(
-                    object_type, cursor_property, properties, since_ms, ids_at_last
-                )
-                since_ms, seen_at_since = since_ms + 1, set()
+            if last_ms == since_ms:
+                ids_at_last |= seen_at_since
+            if len(ids_at_last) >= fetched:  # one instant filled the query: read that instant by id
+                yield from self._drain_instant(object_type, cursor_property, properties, last_ms, ids_at_last)
+                since_ms, seen_at_since = last_ms + 1, set()
             else:
                 since_ms, seen_at_since = last_ms, ids_at_last
 

@@ -13,7 +13,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import hubspot as pipeline
-from tests.fakes.hubspot import EPOCH, FakeHubSpot
+from tests.fakes.hubspot import FakeHubSpot
 from tests.fixtures.warehouse import Warehouse
 
 
