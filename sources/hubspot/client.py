@@ -252,7 +252,8 @@ class HubSpotClient:
         """
         seen_at_since: set[str] = set()
         while since_ms < until_ms:
-            fetched, last_ms, ids_at_last = 0, since_ms, set()
+            fetched, last_ms = 0, since_ms
+            ids_at_last: set[str] = set()
             filters = [
                 _filter(cursor_property, "GTE", since_ms),
                 _filter(cursor_property, "LT", until_ms),

@@ -244,6 +244,7 @@ def test_the_token_is_never_printed_logged_or_traced(
     caplog.set_level(logging.DEBUG)
     assert pipeline.main([]) == 0
     trace = pipeline.create_pipeline().last_trace
+    assert trace is not None
     hubspot.token = "rotated"  # the canary is now rejected: the error path must not show it either
     hubspot.fail(503, times=1)
     assert pipeline.main(["--full-refresh"]) == 1
