@@ -380,6 +380,8 @@ class FakeHubSpot(FakeApi):
 
     # filters ----------------------------------------------------------------------------------------
     def _value(self, record: Record, name: str, kind: str | None) -> Any:
+        if name in ("lastmodifieddate", "hs_lastmodifieddate") and record.id:
+            return record.modified_ms  # the same value, without parsing it on every comparison
         raw = str(record.id) if name == "hs_object_id" else record.properties.get(name)
         if raw is None or raw == "":
             return None
