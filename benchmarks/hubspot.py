@@ -1,0 +1,111 @@
+"""HubSpot pipeline requests and speed: full load, incremental load, and a change burst past the cap.
+
+Starts the HubSpot look-alike on 127.0.0.1, loads its contacts into a temporary DuckDB file with the
+real pipeline and HubSpot's real client-side limits (100 requests per 10 s, 4 searches per second),
+and prints, per run: requests by kind, wall time, rows per second, and peak memory.
+
+    uv run python -m benchmarks.hubspot [--contacts 12000] [--changed 1500] [--no-limits]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import resource
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.fakes.hubspot import FakeHubSpot
+
+
+def kinds(fake: FakeHubSpot) -> Counter[str]:
+    counted: Counter[str] = Counter()
+    for r in fake.requests:
+        if "/properties/" in r.path:
+            counted["properties"] += 1
+        elif r.path.endswith("/search"):
+            counted["search"] += 1
+        elif "/associations/" in r.path:
+            counted["associations"] += 1
+        else:
+            counted["archived list" if r.param("archived") == "true" else "list"] += 1
+    return counted
+
+
+def measure(label: str, fake: FakeHubSpot, expected: str) -> None:
+    from pipelines import hubspot
+
+    fake.reset()
+    started = time.perf_counter()
+    report = hubspot.run(objects=["contacts"])
+    wall = time.perf_counter() - started
+    rows = report.rows_by_table.get("contacts", 0)
+    counted = kinds(fake)
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counted.items()))
+    print(
+        f"{label:<34} rows {rows:>7,}  requests {sum(counted.values()):>5} ({detail}; expected {expected})"
+        f"  wall {wall:6.1f} s  {rows / wall:8,.0f} rows/s  throttled {fake.throttled}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=12_000)
+    parser.add_argument("--changed", type=int, default=1_500)
+    parser.add_argument("--no-limits", action="store_true", help="lift the client-side rate limits")
+    args = parser.parse_args()
+
+    fake = FakeHubSpot().start()
+    fake.burst_limit, fake.search_limit = 100, 5  # the look-alike throttles like HubSpot would
+    ids = fake.add("contacts", args.contacts)
+    work = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
+    os.environ.update(
+        {
+            "SOURCES__HUBSPOT__BASE_URL": fake.base_url,
+            "SOURCES__HUBSPOT__API_KEY": fake.token,
+            "SOURCES__HUBSPOT__SEARCH_LAG_SECONDS": "0",
+            "DLT__DESTINATION": "duckdb",
+            "DESTINATION__DUCKDB__CREDENTIALS": str(work / "bench.duckdb"),
+            "DLT_DATA_DIR": str(work / "dlt"),
+            "RUNTIME__DLTHUB_TELEMETRY": "false",
+        }
+    )
+    if args.no_limits:
+        fake.burst_limit = fake.search_limit = None
+        os.environ["SOURCES__HUBSPOT__REQUESTS_PER_10_SECONDS"] = "1000000"
+        os.environ["SOURCES__HUBSPOT__SEARCH_REQUESTS_PER_SECOND"] = "1000000"
+    n, k = args.contacts, args.changed
+    limits = "lifted" if args.no_limits else "100 per 10 s, 4 searches per s"
+    print(f"HubSpot look-alike, {n:,} contacts, client limits {limits}")
+
+    measure("full load (list)", fake, f"{math.ceil(n / 100)} list + 1 properties + 1 archived")
+    fake.modify("contacts", ids[:k], firstname="changed")
+    time.sleep(0.01)
+    measure(f"incremental, {k:,} changed", fake, f"{math.ceil(k / 100)} search + 1 properties + 1 archived")
+    measure("incremental, nothing changed", fake, "1 search + 1 properties + 1 archived")
+    fake.archive("contacts", ids[-250:])
+    measure("incremental, 250 archived", fake, "1 search + 1 properties + 3 archived")
+    base = dt.datetime.now(dt.UTC)
+    for step, start in enumerate(range(0, n, 100)):  # a burst spread over time, 100 changes per ms
+        fake.modify(
+            "contacts", ids[start : start + 100], base + dt.timedelta(milliseconds=step), lastname="b"
+        )
+    time.sleep(0.2)
+    live = n - 250
+    expected = f"{math.ceil(live / 100)} + {math.ceil(live / 10_000) - 1} search"
+    measure(f"incremental, {live:,} changed", fake, expected + " + 1 properties + 3 archived")
+    fake.modify("contacts", ids, lastname="instant")  # worst case: every change in one millisecond
+    time.sleep(0.01)
+    expected = f"{math.ceil(live / 100)} search + 100 re-read by id"
+    measure("same, all in one millisecond", fake, expected + " + 1 properties + 3 archived")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:,.0f} MB")
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()

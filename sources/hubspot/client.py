@@ -1,0 +1,417 @@
+"""HubSpot CRM v3 client: bearer auth, paging, client-side rate limiting, search windowing, clear errors.
+
+Built on dlt's ``RESTClient`` and ``JSONResponseCursorPaginator`` over the retrying session from
+``utils.http.api_client`` (429 with ``Retry-After``, 5xx and dropped connections retried with backoff).
+This module adds what is particular to HubSpot:
+
+- a sliding-window limiter per app (burst limit, default 100 requests per 10 s) and a second one for
+  the search endpoints (default 4 per second), applied to every HTTP attempt, retries included; each
+  waits only until the oldest request in its window has left it;
+- errors a person can act on: 401/403 name the scopes HubSpot says are missing
+  (``errors[].context.requiredGranularScopes``), a page that is not the documented shape fails loudly;
+- search windowing: one search query returns at most 10,000 results, so a long change window is read
+  as several queries, each restarting at the last timestamp seen (ties at the boundary are skipped by
+  id; a single timestamp with more changes than the cap is drained by ``hs_object_id``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import pendulum
+import requests
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from requests.adapters import HTTPAdapter
+
+from utils.http import ApiError, api_client, check_response, parse_json, redact_text
+
+PAGE_SIZE: Final = 100
+"""The most records HubSpot returns per list or search page."""
+SEARCH_RESULT_CAP: Final = 10_000
+"""HubSpot's search endpoints return at most this many results per query, however many match."""
+ASSOCIATION_BATCH: Final = 1_000
+"""The most ids one association batch read accepts."""
+WINDOW_MARGIN: Final = 0.1
+"""Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
+jitter can bring two requests sent a full window apart closer together than that."""
+
+
+class HubSpotError(ApiError):
+    """HubSpot answered with an error or with a body that is not the documented shape."""
+
+
+class HubSpotAuthError(HubSpotError):
+    """HubSpot refused the token (401) or the token lacks a scope (403)."""
+
+
+class SlidingWindowLimiter:
+    """At most ``max_requests`` in any ``per_seconds`` window; waits only as long as needed."""
+
+    def __init__(
+        self,
+        max_requests: int,
+        per_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_requests < 1 or per_seconds <= 0:
+            raise ValueError("a rate limit needs at least one request per positive time window")
+        self.max_requests = max_requests
+        self.per_seconds = per_seconds
+        self.slept = 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until one more request fits in the window; return the seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= self.per_seconds:
+                    self._sent.popleft()
+                if len(self._sent) < self.max_requests:
+                    self._sent.append(now)
+                    self.slept += waited
+                    return waited
+                wait = self.per_seconds - (now - self._sent[0])
+                self._sleep(wait)
+                waited += wait
+
+
+class _RateLimitedAdapter(HTTPAdapter):
+    """Applies the limiters to each HTTP attempt (the retrying session calls ``send`` per attempt)."""
+
+    def __init__(
+        self, general: SlidingWindowLimiter, search: SlidingWindowLimiter, counts: Counter[str]
+    ) -> None:
+        super().__init__()
+        self.general = general
+        self.search = search
+        self.counts = counts
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        path = urlsplit(request.url or "").path
+        if request.method == "POST" and path.endswith("/search"):
+            self.search.acquire()
+            self.counts["search"] += 1
+        elif "/associations/" in path:
+            self.counts["associations"] += 1
+        elif "/properties/" in path:
+            self.counts["properties"] += 1
+        else:
+            self.counts["list"] += 1
+        self.general.acquire()
+        return super().send(request, *args, **kwargs)
+
+
+class _HubSpotRESTClient(RESTClient):
+    """``RESTClient`` whose pages are checked before they are used: status, JSON, ``results`` list.
+
+    Pages are read with ``hooks={"response": []}`` so that dlt's retrying session still sees 429/5xx
+    (a raising hook would end the retries); the checks run here, once the retries are spent.
+    """
+
+    secrets: tuple[str, ...] = ()
+
+    def extract_response(self, response: requests.Response, data_selector: Any) -> list[Any]:
+        body = hubspot_json(response, "HubSpot page", self.secrets)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise HubSpotError(
+                f"HubSpot page: {response.request.method} {urlsplit(response.url).path} returned no "
+                f"'results' list of records (got {_shape(body)})"
+            )
+        return results
+
+
+def _shape(body: Any) -> str:
+    if isinstance(body, dict):
+        return f"keys {sorted(body)[:10]}"
+    return f"a JSON {type(body).__name__}"
+
+
+def hubspot_json(response: requests.Response, what: str, secrets: Iterable[str] = ()) -> Any:
+    """The JSON body of a successful response, or a clear :class:`HubSpotError` without secrets."""
+    try:
+        if response.status_code in (401, 403):
+            raise HubSpotAuthError(_auth_message(response, what))
+        check_response(response, what)
+        return parse_json(response, what)
+    except ApiError as exc:
+        cls = type(exc) if isinstance(exc, HubSpotError) else HubSpotError
+        raise cls(redact_text(str(exc), secrets)) from None
+
+
+def _auth_message(response: requests.Response, what: str) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    scopes: list[str] = []
+    for error in [body, *(body.get("errors") or [])]:
+        context = error.get("context") if isinstance(error, dict) else None
+        if isinstance(context, dict):
+            for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
+                scopes += [str(s) for s in context.get(key) or [] if str(s) not in scopes]
+    category = body.get("category") or ("INVALID_AUTHENTICATION" if response.status_code == 401 else "")
+    path = urlsplit(response.url).path
+    method = response.request.method
+    head = f"{what}: HubSpot answered HTTP {response.status_code} {category} for {method} {path}"
+    if response.status_code == 401:
+        return (
+            f"{head}: the private-app token was rejected (expired, rotated or wrong). Set a valid token "
+            "in sources.hubspot.api_key (SOURCES__HUBSPOT__API_KEY)."
+        )
+    if scopes:
+        return (
+            f"{head}: the private app is missing a scope - grant one of {', '.join(scopes)} in HubSpot "
+            "(Settings > Integrations > Private apps > Scopes), then run again."
+        )
+    message = body.get("message") or response.reason
+    return f"{head}: {message} - check the private app's scopes for this object."
+
+
+class HubSpotClient:
+    """The HubSpot CRM v3 calls the source needs, rate limited and counted (``requests_made``)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = "https://api.hubapi.com",
+        *,
+        requests_per_10_seconds: int = 100,
+        search_requests_per_second: int = 4,
+        search_result_cap: int = SEARCH_RESULT_CAP,
+    ) -> None:
+        if not api_key:
+            raise HubSpotAuthError(
+                "HubSpot: no private-app token; set sources.hubspot.api_key in .dlt/secrets.toml "
+                "or SOURCES__HUBSPOT__API_KEY"
+            )
+        self.search_result_cap = search_result_cap
+        self.requests_made: Counter[str] = Counter()
+        self.general_limiter = SlidingWindowLimiter(requests_per_10_seconds, 10.0 + WINDOW_MARGIN)
+        self.search_limiter = SlidingWindowLimiter(search_requests_per_second, 1.0 + WINDOW_MARGIN)
+        session = api_client(base_url).session
+        session.mount(
+            base_url.rstrip("/") + "/",
+            _RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
+        )
+        self._rest = _HubSpotRESTClient(
+            base_url=base_url.rstrip("/"),
+            auth=BearerTokenAuth(api_key),
+            session=session,
+            headers={"Accept": "application/json"},
+        )
+        self._rest.secrets = (api_key,)
+        self._secrets = (api_key,)
+
+    # ------------------------------------------------------------------------------------------------
+    def properties(self, object_type: str) -> list[dict[str, Any]]:
+        """Every property of ``object_type`` (``GET /crm/v3/properties/{object}``)."""
+        what = f"HubSpot {object_type} properties"
+        response = self._send("GET", f"crm/v3/properties/{object_type}", what)
+        body = hubspot_json(response, what, self._secrets)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or not all(isinstance(p, dict) and "name" in p for p in results):
+            raise HubSpotError(f"{what}: expected a 'results' list of properties with names")
+        return results
+
+    def list_objects(
+        self, object_type: str, properties: Sequence[str], *, archived: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of every record (``GET /crm/v3/objects/{object}``, ``limit=100``, ``after`` cursor)."""
+        params = {"limit": PAGE_SIZE, "properties": ",".join(properties), "archived": str(archived).lower()}
+        yield from self._pages("GET", f"crm/v3/objects/{object_type}", params=params)
+
+    def search_modified(
+        self,
+        object_type: str,
+        cursor_property: str,
+        properties: Sequence[str],
+        since_ms: int,
+        until_ms: int,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records with ``since_ms <= cursor_property < until_ms``, oldest change first.
+
+        Each query stops at the search cap; the next restarts at the last timestamp seen, skipping the
+        ids already returned at that timestamp, so nothing is lost or returned twice however many
+        records changed. If one timestamp alone holds a full query, its records are read by id.
+        """
+        seen_at_since: set[str] = set()
+        while since_ms < until_ms:
+            fetched, last_ms = 0, since_ms
+            ids_at_last: set[str] = set()
+            filters = [
+                _filter(cursor_property, "GTE", since_ms),
+                _filter(cursor_property, "LT", until_ms),
+            ]
+            for page in self._search(object_type, filters, cursor_property, properties):
+                fetched += len(page)
+                fresh = []
+                for record in page:
+                    modified = _modified_ms(record, cursor_property)
+                    if modified > last_ms:
+                        last_ms, ids_at_last = modified, set()
+                    ids_at_last.add(str(record["id"]))
+                    if not (modified == since_ms and str(record["id"]) in seen_at_since):
+                        fresh.append(record)
+                if fresh:
+                    yield fresh
+            if fetched < self.search_result_cap:
+                return
+            if last_ms == since_ms:
+                ids_at_last |= seen_at_since
+            if len(ids_at_last) >= fetched:  # one instant filled the query: read that instant by id
+                yield from self._drain_instant(object_type, cursor_property, properties, last_ms, ids_at_last)
+                since_ms, seen_at_since = last_ms + 1, set()
+            else:
+                since_ms, seen_at_since = last_ms, ids_at_last
+
+    def associations(
+        self, from_type: str, to_type: str, ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Associations of ``ids`` to ``to_type`` (v4 batch read, 1,000 ids per request, paged per id)."""
+        what = f"HubSpot {from_type} -> {to_type} associations"
+        found: dict[str, list[dict[str, Any]]] = {}
+        pending: list[dict[str, str]] = [{"id": str(i)} for i in ids]
+        while pending:
+            batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
+            path = f"crm/v4/associations/{from_type}/{to_type}/batch/read"
+            body = hubspot_json(self._send("POST", path, what, json={"inputs": batch}), what, self._secrets)
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                raise HubSpotError(f"{what}: expected a 'results' list")
+            for result in results:
+                from_id = str(result["from"]["id"])
+                for target in result.get("to") or []:
+                    for kind in target.get("associationTypes") or [{}]:
+                        found.setdefault(from_id, []).append(
+                            {
+                                "from_id": from_id,
+                                "to_id": str(target["toObjectId"]),
+                                "type_id": kind.get("typeId"),
+                                "category": kind.get("category"),
+                                "label": kind.get("label"),
+                            }
+                        )
+                after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    pending.append({"id": from_id, "after": str(after)})
+        return found
+
+    # ------------------------------------------------------------------------------------------------
+    def _drain_instant(
+        self,
+        object_type: str,
+        cursor_property: str,
+        properties: Sequence[str],
+        instant_ms: int,
+        already: set[str],
+    ) -> Iterator[list[dict[str, Any]]]:
+        after_id = 0
+        while True:
+            fetched = 0
+            filters = [
+                _filter(cursor_property, "GTE", instant_ms),
+                _filter(cursor_property, "LT", instant_ms + 1),
+                _filter("hs_object_id", "GT", after_id),
+            ]
+            for page in self._search(object_type, filters, "hs_object_id", properties):
+                fetched += len(page)
+                after_id = max([after_id, *(int(r["id"]) for r in page)])
+                fresh = [r for r in page if str(r["id"]) not in already]
+                if fresh:
+                    yield fresh
+            if fetched < self.search_result_cap:
+                return
+
+    def _search(
+        self, object_type: str, filters: list[dict[str, str]], sort_by: str, properties: Sequence[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        body = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
+            "properties": list(properties),
+            "limit": min(PAGE_SIZE, self.search_result_cap),
+            "after": "0",
+        }
+        fetched = 0
+        for page in self._pages("POST", f"crm/v3/objects/{object_type}/search", json=body):
+            fetched += len(page)
+            yield page
+            if fetched >= self.search_result_cap:  # asking for more would be refused (HTTP 400)
+                return
+
+    def _pages(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        paginator = JSONResponseCursorPaginator(
+            cursor_path="paging.next.after",
+            cursor_param="after" if method == "GET" else None,
+            cursor_body_path="after" if method == "POST" else None,
+        )
+        pages = self._rest.paginate(
+            path,
+            method="POST" if method == "POST" else "GET",
+            params=params,
+            json=json,
+            paginator=paginator,
+            data_selector="results",
+            hooks={"response": []},
+        )
+        try:
+            for page in pages:
+                yield list(page)
+        except requests.RequestException as exc:
+            raise HubSpotError(
+                f"HubSpot: could not reach {method} /{path}: {type(exc).__name__} (retries exhausted)"
+            ) from None
+
+    def _send(
+        self, method: str, path: str, what: str, *, json: dict[str, Any] | None = None
+    ) -> requests.Response:
+        try:
+            return self._rest.request(path, method="POST" if method == "POST" else "GET", json=json)
+        except requests.RequestException as exc:
+            raise HubSpotError(
+                f"{what}: could not reach {method} /{path}: {type(exc).__name__} (retries exhausted)"
+            ) from None
+
+
+def _filter(property_name: str, operator: str, value: int) -> dict[str, str]:
+    return {"propertyName": property_name, "operator": operator, "value": str(value)}
+
+
+def _modified_ms(record: dict[str, Any], cursor_property: str) -> int:
+    value = (record.get("properties") or {}).get(cursor_property) or record.get("updatedAt")
+    if not value:
+        raise HubSpotError(f"HubSpot record {record.get('id')} has no {cursor_property}")
+    return to_ms(value)
+
+
+def to_ms(value: str | int) -> int:
+    """Epoch milliseconds from HubSpot's ISO 8601 timestamps (or epoch milliseconds)."""
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    parsed = pendulum.parse(str(value))
+    if not isinstance(parsed, pendulum.DateTime):
+        raise HubSpotError(f"HubSpot timestamp {value!r} is not a date and time")
+    return round(parsed.timestamp() * 1000)
