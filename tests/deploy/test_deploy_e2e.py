@@ -33,11 +33,17 @@ def git(*args: str, cwd: Path = REPO_ROOT) -> str:
 
 
 def bare_copy_of_head(tmp_path: Path) -> tuple[Path, str]:
-    """A bare repository holding HEAD (works from shallow and detached checkouts, as in CI)."""
+    """A bare repository holding HEAD, detached or not, with its whole history.
+
+    From a shallow copy, the partial clone Prefect makes to check out a commit
+    (``git clone --filter=blob:none``) loops for ever, so a shallow checkout is refused up front.
+    """
+    if git("rev-parse", "--is-shallow-repository") == "true":
+        pytest.fail("shallow checkout: run `git fetch --unshallow` (CI checks out with fetch-depth: 0)")
     commit = git("rev-parse", "HEAD")
     bare = tmp_path / "data-pipelines.git"
     git("init", "--quiet", "--bare", str(bare))
-    git("fetch", "--quiet", "--update-shallow", str(REPO_ROOT), "HEAD:refs/heads/main", cwd=bare)
+    git("fetch", "--quiet", str(REPO_ROOT), "HEAD:refs/heads/main", cwd=bare)
     return bare, commit
 
 
@@ -81,7 +87,7 @@ def test_deploy_all_then_run_currencies_through_a_worker(
             assert found.global_concurrency_limit is not None
             assert found.global_concurrency_limit.limit == declared_limit(entry)
             assert [(s.schedule.cron, s.schedule.timezone) for s in found.schedules if s.active] == [  # type: ignore[union-attr]
-                (s["cron"], s["timezone"]) for s in entry["schedules"]
+                (s["cron"], s["timezone"]) for s in entry["schedules"] if s.get("active", True)
             ]
             [clone] = [step["prefect.deployments.steps.git_clone"] for step in found.pull_steps or []]
             assert clone["repository"] == str(bare) and clone["commit_sha"] == commit

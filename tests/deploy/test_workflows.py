@@ -65,6 +65,7 @@ def test_ci_runs_lint_types_and_the_readme_test_command() -> None:
     assert {"pull_request", "push"} <= set(ci["on"])
     [job] = ci["jobs"].values()
     assert action(job, "astral-sh/setup-uv")["with"]["enable-cache"] is True
+    assert action(job, "actions/checkout")["with"]["fetch-depth"] == 0, "tests clone the checkout"
     commands = runs(job)
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     test_command = "uv run pytest"
