@@ -13,9 +13,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python flows/exchange_rates.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefect import flow
-
-from utils.orchestration import pipeline_task, run_load
+from utils.orchestration import pipeline_flow, pipeline_task, run_load
 
 
 @pipeline_task("load latest exchange rates", tags=["dlt", "exchange_rates"])
@@ -32,13 +30,13 @@ def backfill_rates(start_date: dt.date, end_date: dt.date | None = None) -> dict
     return run_load(exchange_rates.run, backfill=True, start_date=start_date, end_date=end_date)
 
 
-@flow(name="exchange-rates-daily", log_prints=True)
+@pipeline_flow("exchange-rates-daily")
 def exchange_rates_daily_flow() -> dict[str, Any]:
     """Load the rates published since the last successful load (nothing twice)."""
     return load_latest_rates()
 
 
-@flow(name="exchange-rates-backfill", log_prints=True)
+@pipeline_flow("exchange-rates-backfill")
 def exchange_rates_backfill_flow(start_date: dt.date, end_date: dt.date | None = None) -> dict[str, Any]:
     """Load ``start_date``..``end_date`` (default: today), skipping dates already loaded."""
     if end_date is not None and start_date > end_date:

@@ -25,6 +25,10 @@ from utils.orchestration import pipeline_flow, pipeline_task
 FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
     # weekly on Mondays: a missed Monday is noticed by Tuesday
     "currencies": dt.timedelta(days=8),
+    # working days at 16:30 Berlin: Friday's rates must survive a weekend and a Monday holiday
+    "exchange_rates": dt.timedelta(days=4, hours=2),
+    # daily at 05:30 London: one missed run plus retries
+    "hubspot": dt.timedelta(hours=30),
 }
 
 

@@ -12,9 +12,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python flows/hubspot.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefect import flow
-
-from utils.orchestration import pipeline_task, run_load
+from utils.orchestration import pipeline_flow, pipeline_task, run_load
 
 
 @pipeline_task("load hubspot", tags=["dlt", "hubspot"])
@@ -24,7 +22,7 @@ def load_hubspot(full_refresh: bool = False, objects: list[str] | None = None) -
     return run_load(hubspot.run, full_refresh=full_refresh, objects=objects)
 
 
-@flow(name="hubspot", log_prints=True)
+@pipeline_flow("hubspot")
 def hubspot_flow(full_refresh: bool = False, objects: list[str] | None = None) -> dict[str, Any]:
     """Load what changed in HubSpot since the last successful load (everything on the first run)."""
     return load_hubspot(full_refresh=full_refresh, objects=objects)

@@ -69,6 +69,7 @@ from dlt.common.configuration.specs import (
     AwsCredentials,
     BaseConfiguration,
     CredentialsConfiguration,
+    CredentialsWithDefault,
     known_sections,
 )
 from dlt.common.configuration.specs.base_configuration import is_secret_hint
@@ -449,7 +450,13 @@ def _walk(
     for field, hint in config.get_resolvable_fields().items():
         value = getattr(config, field, None)
         trace = resolved.get((id(config), field))
-        required = not is_optional_type(hint) and fields[field].default is None
+        # credentials with a default (AWS, GCP) fall back to the platform's own chain - an IAM role on
+        # workers - so none of their fields is required in config
+        required = (
+            not is_optional_type(hint)
+            and fields[field].default is None
+            and not isinstance(config, CredentialsWithDefault)
+        )
         if isinstance(value, BaseConfiguration) and trace is None:
             nested = in_credentials or isinstance(value, CredentialsConfiguration)
             yield from _walk(value, (*path, field), resolved, only_credentials, nested)

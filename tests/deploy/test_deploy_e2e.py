@@ -70,7 +70,7 @@ def test_deploy_all_then_run_currencies_through_a_worker(
     # The command CD runs (.github/workflows/deploy-environment.yml), from the repository root.
     before = PREFECT_YAML.read_bytes()
     mark = time.perf_counter()
-    prefect_server.cli("deploy", "--all", "--version", commit, cwd=REPO_ROOT, env=deploy_env)
+    prefect_server.cli("deploy", "--all", cwd=REPO_ROOT, env=deploy_env)
     timings["prefect deploy --all"] = time.perf_counter() - mark
     assert PREFECT_YAML.read_bytes() == before, "prefect deploy must not rewrite prefect.yaml"
 

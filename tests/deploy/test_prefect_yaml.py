@@ -115,6 +115,8 @@ def test_concurrency_limit_and_shared_work_pool(name: str) -> None:
         assert limit.get("collision_strategy", "ENQUEUE") in {"ENQUEUE", "CANCEL_NEW"}
         limit = limit.get("limit")
     assert isinstance(limit, int) and limit >= 1, f"{name}: needs a concurrency limit"
+    # `prefect deploy --all` ignores --version, so each entry pins its version to the deployed commit
+    assert entry.get("version") == "{{ $DEPLOY_COMMIT }}", f"{name}: version must be the deployed commit"
     pool = entry.get("work_pool") or {}
     assert pool.get("name") == "{{ $PREFECT_WORK_POOL }}", f"{name}: use the shared work pool (*work_pool)"
     loggers = pool.get("job_variables", {}).get("env", {}).get("PREFECT_LOGGING_EXTRA_LOGGERS", "")
