@@ -4,7 +4,7 @@ uv run python -m pipelines.exchange_rates                                       
 uv run python -m pipelines.exchange_rates --backfill --start-date 1999-01-04 [--end-date 2026-11-20]
 DLT__DESTINATION=duckdb uv run python -m pipelines.exchange_rates                # local warehouse instead
 
-Files land under ``<bucket_url>/exchange_rates/rates/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet``
+Files land under ``<bucket_url>/exchange-rates/rates/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet``
 (``[destination.filesystem]`` in ``.dlt/config.toml``); ``snowflake/exchange_rates.sql`` ingests them.
 """
 
@@ -22,6 +22,9 @@ from utils.runner import RunReport, explicit, run_cli, run_pipeline
 
 PIPELINE_NAME = "exchange_rates"
 DATASET_NAME = "exchange_rates"
+BUCKET_PREFIX = "exchange-rates"
+"""The first folder of the S3 object layout, a contract with the Snowpipe stage: on the filesystem
+destination the dataset keeps this name verbatim (dlt would otherwise normalise it to snake case)."""
 
 
 def create_pipeline() -> dlt.Pipeline:
@@ -29,10 +32,12 @@ def create_pipeline() -> dlt.Pipeline:
 
     Bucket URL, credentials and object layout come from ``[destination.filesystem]`` config.
     """
+    destination = get_destination("filesystem", enable_dataset_name_normalization=False)
+    on_s3 = destination.destination_name == "filesystem"
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=get_destination("filesystem"),
-        dataset_name=DATASET_NAME,
+        destination=destination,
+        dataset_name=BUCKET_PREFIX if on_s3 else DATASET_NAME,
     )
 
 

@@ -2,10 +2,10 @@
 -- into RAW.EXCHANGE_RATES.RATES as they land. Owner: data platform team (#data-platform).
 --
 -- The pipeline writes (dlt filesystem destination, [destination.filesystem] in .dlt/config.toml):
---   s3://<bucket>/exchange_rates/rates/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet
+--   s3://<bucket>/exchange-rates/rates/<YYYY>/<MM>/<DD>/<load_id>.<file_id>.parquet
 -- with the columns rate_date (DATE), base_currency, quote_currency (STRING), rate (DOUBLE),
 -- provider (STRING), loaded_at (TIMESTAMP, microseconds, UTC) and _dlt_load_id (STRING).
--- dlt's own bookkeeping (exchange_rates/_dlt_loads/, _dlt_pipeline_state/, _dlt_version/) sits beside
+-- dlt's own bookkeeping (exchange-rates/_dlt_loads/, _dlt_pipeline_state/, _dlt_version/) sits beside
 -- rates/ and is not ingested. Every file name is unique (load id + file id) and files are never rewritten,
 -- so Snowpipe loads each exactly once; the pipeline never writes a (date, base, quote) twice.
 --
@@ -13,7 +13,7 @@
 --   1. storage integration S3_RAW_LANDING and its IAM role (once per bucket, ACCOUNTADMIN);
 --   2. this file (schema, table, file format, stage, pipe), run as the loader role's owner;
 --   3. S3 event notification: bucket -> the pipe's notification_channel (SHOW PIPES), for
---      s3:ObjectCreated:* with prefix exchange_rates/rates/ and suffix .parquet;
+--      s3:ObjectCreated:* with prefix exchange-rates/rates/ and suffix .parquet;
 --   4. ALTER PIPE RAW.EXCHANGE_RATES.RATES_PIPE REFRESH; picks up files that landed before step 3;
 --   5. deploy the Prefect flows (exchange-rates-daily, exchange-rates-backfill).
 -- Replace data-pipelines-raw-landing with the bucket in [destination.filesystem] bucket_url.
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS RAW.EXCHANGE_RATES.RATES (
     RATE            FLOAT         NOT NULL,  -- IEEE double, as published (see sources/exchange_rates)
     PROVIDER        VARCHAR       NOT NULL,
     LOADED_AT       TIMESTAMP_TZ  NOT NULL,
-    _DLT_LOAD_ID    VARCHAR       NOT NULL,  -- joins exchange_rates/_dlt_loads in S3
+    _DLT_LOAD_ID    VARCHAR       NOT NULL,  -- joins exchange-rates/_dlt_loads in S3
     _SOURCE_FILE    VARCHAR       NOT NULL,  -- the S3 object the row came from
     _INGESTED_AT    TIMESTAMP_LTZ DEFAULT CURRENT_TIMESTAMP(),
     CONSTRAINT RATES_PK PRIMARY KEY (RATE_DATE, BASE_CURRENCY, QUOTE_CURRENCY)  -- informational
@@ -38,7 +38,7 @@ CREATE FILE FORMAT IF NOT EXISTS RAW.EXCHANGE_RATES.DLT_PARQUET
     USE_LOGICAL_TYPE = TRUE;  -- read parquet DATE and TIMESTAMP(UTC) logical types as such
 
 CREATE STAGE IF NOT EXISTS RAW.EXCHANGE_RATES.LANDING
-    URL = 's3://data-pipelines-raw-landing/exchange_rates/'
+    URL = 's3://data-pipelines-raw-landing/exchange-rates/'
     STORAGE_INTEGRATION = S3_RAW_LANDING
     FILE_FORMAT = RAW.EXCHANGE_RATES.DLT_PARQUET;
 

@@ -168,4 +168,5 @@ def test_default_destination_is_s3_via_filesystem(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("DLT__DESTINATION")
     pipeline = exchange_rates.create_pipeline()
     assert pipeline.destination is not None and pipeline.destination.destination_name == "filesystem"
-    assert pipeline.pipeline_name == pipeline.dataset_name == "exchange_rates"
+    assert pipeline.pipeline_name == "exchange_rates"
+    assert pipeline.dataset_name == "exchange-rates", "the S3 prefix of the documented object layout"

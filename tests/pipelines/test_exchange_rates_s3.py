@@ -19,7 +19,7 @@ from tests.fixtures.warehouse import Warehouse
 from utils.destinations import REPO_ROOT
 
 BUCKET = "raw-landing-test"
-LAYOUT = re.compile(r"^exchange_rates/rates/\d{4}/\d{2}/\d{2}/(?P<load_id>[0-9.]+)\.[0-9a-z]+\.parquet$")
+LAYOUT = re.compile(r"^exchange-rates/rates/\d{4}/\d{2}/\d{2}/(?P<load_id>[0-9.]+)\.[0-9a-z]+\.parquet$")
 COLUMNS = ["rate_date", "base_currency", "quote_currency", "rate", "provider", "loaded_at", "_dlt_load_id"]
 
 
@@ -40,7 +40,7 @@ def keys(s3: Any) -> list[str]:
 
 
 def data_files(s3: Any) -> list[str]:
-    return [key for key in keys(s3) if key.startswith("exchange_rates/rates/")]
+    return [key for key in keys(s3) if key.startswith("exchange-rates/rates/")]
 
 
 def load_id(key: str) -> str:
@@ -75,7 +75,7 @@ def test_files_land_under_the_documented_layout_as_parquet(frankfurter: FakeFran
     files = data_files(s3)
     assert files and all(LAYOUT.match(key) for key in files), files
     assert {load_id(key) for key in files} == set(report.load_ids)
-    assert any(key.startswith("exchange_rates/_dlt_loads/") for key in keys(s3))
+    assert any(key.startswith("exchange-rates/_dlt_loads/") for key in keys(s3))
     table = read_rates(s3)
     assert table.column_names == COLUMNS
     assert table.schema.field("rate_date").type == pa.date32()
@@ -119,7 +119,7 @@ def test_the_snowpipe_ddl_matches_the_files(frankfurter: FakeFrankfurter, s3: An
     selected = re.findall(r"\$1:(\w+)::", sql)
     assert selected == read_rates(s3).column_names == COLUMNS
     stage_url = re.search(r"URL = 's3://[^/]+/(?P<prefix>[^']*)'", sql)
-    assert stage_url and stage_url["prefix"] == "exchange_rates/"
+    assert stage_url and stage_url["prefix"] == "exchange-rates/"
     assert "FROM @RAW.EXCHANGE_RATES.LANDING/rates/" in sql and "AUTO_INGEST = TRUE" in sql
     config = (REPO_ROOT / ".dlt" / "config.toml").read_text()
     assert 'layout = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"' in config
