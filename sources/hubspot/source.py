@@ -52,6 +52,7 @@ def hubspot_source(
     requests_per_10_seconds: int = 100,
     search_requests_per_second: int = 4,
     search_result_cap: int = SEARCH_RESULT_CAP,
+    parallel: bool = True,
 ) -> list[DltResource]:
     """One merge resource per HubSpot CRM object, keyed on ``id``.
 
@@ -68,6 +69,9 @@ def hubspot_source(
             trails writes by a few seconds); the incremental window is ``[cursor, now - lag)``.
         requests_per_10_seconds / search_requests_per_second: client-side rate limits.
         search_result_cap: results one search query may return (HubSpot: 10,000).
+        parallel: extract the objects concurrently (dlt's ``parallelized`` resources, ``[extract]
+            workers`` threads). They share one client, so the rate limits hold for the app as a whole;
+            each object keeps its own cursor in its own resource state.
     """
     objects = [objects] if isinstance(objects, str) else list(objects)
     if not objects:
@@ -92,6 +96,7 @@ def hubspot_source(
             write_disposition="merge",
             primary_key="id",
             columns=COLUMNS,
+            parallelized=parallel,
         )(
             client,
             object_type,

@@ -67,6 +67,11 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.latency = 0.0
+        """Seconds each answer waits, like a real API's round trip (for parallelism and single flight)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the fake was serving at once since the last reset."""
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -113,6 +118,8 @@ class FakeApi:
         with self._lock:
             self.requests.clear()
             self._faults.clear()
+            self.max_in_flight = 0
+            self.latency = 0.0
 
     def fail(
         self,
@@ -164,7 +171,18 @@ class FakeApi:
         )
         with self._lock:
             self.requests.append(request)
-        fault = self._next_fault(parts.path)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            self._answer(handler, request, parts.path)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler, request: Request, path: str) -> None:
+        fault = self._next_fault(path)
         if fault is not None and fault.response is None:
             handler.close_connection = True
             handler.connection.close()

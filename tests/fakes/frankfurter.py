@@ -77,7 +77,6 @@ class FakeFrankfurter(FakeApi):
         super().__init__()
         self.today = today or dt.date.today()
         self.currencies = {c.iso_code: c for c in currencies}
-        self.latency = 0.0
         self.break_stream_after: int | None = None
         """Drop the connection mid-body once this many NDJSON records have been streamed (across requests)."""
 
@@ -93,8 +92,6 @@ class FakeFrankfurter(FakeApi):
         return day
 
     def handle(self, request: Request) -> Response:
-        if self.latency:
-            time.sleep(self.latency)
         if request.method != "GET":
             return Response.json({"message": "Method not allowed"}, 405)
         if request.path == "/v2/currencies":

@@ -278,3 +278,33 @@ def test_default_destination_is_snowflake(monkeypatch: pytest.MonkeyPatch) -> No
     created = pipeline.create_pipeline()
     assert created.destination is not None and created.destination.destination_name == "snowflake"
     assert created.dataset_name == "hubspot"
+
+
+def test_objects_load_in_parallel_and_match_a_sequential_load(
+    hubspot: FakeHubSpot, warehouse: Warehouse, crm: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubspot.latency = 0.05  # a round trip, so that concurrent requests overlap at the look-alike
+    parallel = pipeline.run()
+    assert hubspot.max_in_flight > 1, "objects were read concurrently"
+    tables = sorted(parallel.rows_by_table)
+    snapshot = {
+        t: warehouse.query(f"select * exclude (_dlt_load_id, _dlt_id) from hubspot.{t} order by all")
+        for t in tables
+        if "__" not in t
+    }
+    state = pipeline.create_pipeline().state["sources"]["hubspot"]["resources"]
+
+    monkeypatch.setenv("SOURCES__HUBSPOT__PARALLEL", "false")
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(warehouse.path.with_name("sequential.duckdb")))
+    monkeypatch.setenv("DLT_DATA_DIR", str(warehouse.data_dir.with_name("sequential")))
+    hubspot.reset()
+    hubspot.latency = 0.05
+    sequential = pipeline.run()
+    assert hubspot.max_in_flight == 1
+    assert sequential.rows_by_table == parallel.rows_by_table
+    assert set(pipeline.create_pipeline().state["sources"]["hubspot"]["resources"]) == set(state)
+    other = Warehouse(warehouse.path.with_name("sequential.duckdb"), warehouse.data_dir)
+    for table, rows in snapshot.items():
+        assert (
+            other.query(f"select * exclude (_dlt_load_id, _dlt_id) from hubspot.{table} order by all") == rows
+        )
