@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+DUCKDB_MEMORY = "256MB"
+"""DuckDB ``memory_limit`` in the pipeline runs (override with DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG)."""
 CANDIDATES = ("pipeline", "pyarrow", "read", "duckdb", "sling")
 
 CREATE_TABLE = """
@@ -81,6 +84,10 @@ def start_postgres(data_dir: Path, port: int) -> tuple[Any, str, str]:
     import pgserver
     from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     socket_dir = server.get_postmaster_info().socket_dir
     pg_ctl(
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "--change", type=float, default=0.01, help="fraction of rows changed before the incremental run"
     )
     parser.add_argument("--only", nargs="*", choices=CANDIDATES, default=list(CANDIDATES))
-    parser.add_argument("--port", type=int, default=54329)
+    parser.add_argument("--port", type=int, default=0, help="TCP port for Sling (default: a free one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--duckdb", help=argparse.SUPPRESS)
     parser.add_argument("--libpq", help=argparse.SUPPRESS)
@@ -210,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             "RUNTIME__LOG_LEVEL": "ERROR",
             "SOURCES__PRODUCTS__CREDENTIALS": socket_uri,
             "DLT_DATA_DIR": str(work / "dlt"),
+            # DuckDB caches up to 80 % of RAM by default, so its buffer pool, not the pipeline, would
+            # set the peak as the table grows; Snowflake loads run out of process.
+            "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": os.environ.get(
+                "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", json.dumps({"memory_limit": DUCKDB_MEMORY})
+            ),
         }
 
         def pipeline_runs(name: str, extra: dict[str, str]) -> None:
