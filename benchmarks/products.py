@@ -33,7 +33,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DUCKDB_MEMORY = "256MB"
-"""DuckDB ``memory_limit`` in the pipeline runs (override with DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG)."""
+"""DuckDB ``memory_limit`` for the runs; override with DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG."""
 CANDIDATES = ("pipeline", "pyarrow", "read", "duckdb", "sling")
 
 CREATE_TABLE = """

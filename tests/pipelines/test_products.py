@@ -242,3 +242,19 @@ def test_default_destination_is_snowflake(monkeypatch: pytest.MonkeyPatch) -> No
     pipeline = products.create_pipeline()
     assert pipeline.destination is not None and pipeline.destination.destination_name == "snowflake"
     assert pipeline.dataset_name == "products"
+
+
+def test_parquet_files_are_rotated_for_parallel_copy(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow batches are written to parquet at extract: ``[sources.products.data_writer]`` rotates them."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__CHUNK_SIZE", "5")
+    monkeypatch.setenv("SOURCES__PRODUCTS__DATA_WRITER__FILE_MAX_ITEMS", "10")
+    report = products.run()
+    package = products.create_pipeline().get_load_package_info(report.load_ids[0])
+    files = [
+        job
+        for job in package.jobs["completed_jobs"]
+        if job.job_file_info.table_name == "products" and job.job_file_info.file_format == "parquet"
+    ]
+    assert len(files) >= 2  # 20 rows in batches of 5, a new file after every 10 rows
