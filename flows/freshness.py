@@ -29,6 +29,7 @@ FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
     "exchange_rates": dt.timedelta(days=4, hours=2),
     # daily at 05:30 London: one missed run plus retries
     "hubspot": dt.timedelta(hours=30),
+    "products": dt.timedelta(hours=30),
 }
 
 

@@ -1,0 +1,13 @@
+"""Product catalogue tables from the shop's PostgreSQL database (default ``public.products``).
+
+Owner: data platform team (#data-platform).
+Source: PostgreSQL through dlt's ``sql_table`` (https://dlthub.com/docs/dlt-ecosystem/verified-sources/sql_database)
+with the ConnectorX backend streaming Arrow batches (https://sfu-db.github.io/connector-x/).
+Loaded with ``write_disposition="merge"`` on each table's primary key, incrementally on its cursor
+column (``updated_at``) with a lag window; rows whose soft-delete column (``deleted_at``) is set are
+removed from the destination (or kept, with ``soft_delete = "flag"``).
+"""
+
+from sources.products.source import ProductsDatabaseError, TableSpec, products_source
+
+__all__ = ["ProductsDatabaseError", "TableSpec", "products_source"]

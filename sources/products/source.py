@@ -1,0 +1,296 @@
+"""dlt source for the product catalogue tables in PostgreSQL (see the package docstring for the owner).
+
+One ``sql_table`` resource per configured table, merged on its primary key and read incrementally on
+its cursor column. Reflection is deferred to extraction, so a source is cheap to build and an
+unreachable database fails the run's extract step with a clear, password-free error.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, get_args
+
+import dlt
+import sqlalchemy as sa
+from dlt.common.configuration.specs import ConnectionStringCredentials
+from dlt.common.typing import TDataItem
+from dlt.extract.resource import DltResource
+from dlt.sources.sql_database import sql_table
+from dlt.sources.sql_database.helpers import ConnectorXTableLoader, TableBackend
+
+from utils.http import redact_text
+
+SoftDelete = Literal["remove", "flag"]
+NullCursor = Literal["include", "exclude", "raise"]
+SOFT_DELETE_MODES: Final = get_args(SoftDelete)
+NULL_CURSOR_MODES: Final = get_args(NullCursor)
+DEFAULT_LAG_SECONDS: Final = 300.0
+DEFAULT_CHUNK_SIZE: Final = 100_000
+"""Rows per Arrow batch: large enough to amortise per-batch overhead, small enough to keep memory flat."""
+PREFETCH_BATCHES: Final = 2
+"""Arrow batches read ahead of the parquet writer (see :func:`prefetch`)."""
+
+
+class ProductsDatabaseError(RuntimeError):
+    """PostgreSQL could not be reached or read; the message names host and database, never the password."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table to load: its name, primary key, incremental cursor and soft-delete column."""
+
+    name: str
+    primary_key: str | tuple[str, ...] = "id"
+    cursor: str | None = "updated_at"
+    soft_delete_column: str | None = "deleted_at"
+
+
+@dlt.source(section="products", name="products", max_table_nesting=0)
+def products_source(
+    credentials: ConnectionStringCredentials = dlt.secrets.value,
+    schema: str = "public",
+    tables: Sequence[str | dict[str, Any]] = ("products",),
+    primary_key: str | list[str] = "id",
+    cursor: str | None = "updated_at",
+    lag_seconds: float = DEFAULT_LAG_SECONDS,
+    soft_delete_column: str | None = "deleted_at",
+    soft_delete: str = "remove",
+    null_cursor: str = "include",
+    backend: str = "connectorx",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    initial_value: Any = None,
+    end_value: Any = None,
+    write_disposition: str = "merge",
+) -> Iterator[DltResource]:
+    """Product tables from PostgreSQL, merged on their primary keys and read incrementally.
+
+    Config (``[sources.products]`` or ``SOURCES__PRODUCTS__*``; credentials in secrets):
+        credentials: connection string (``postgresql://user:password@host:5432/db``) or its fields.
+        schema: the PostgreSQL schema (``public``).
+        tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column}`` where a
+            table differs from the defaults below.
+        primary_key, cursor, soft_delete_column: defaults for every table; a ``cursor`` of ``""``
+            reloads the table in full each run (still merged), ``soft_delete_column = ""`` disables it.
+        lag_seconds: each run re-reads this many seconds before the last loaded cursor value, so rows
+            committed late by long transactions are not missed; merge makes the overlap harmless.
+        soft_delete: ``remove`` deletes a row from the destination when its soft-delete column is set;
+            ``flag`` keeps it with the column set.
+        null_cursor: rows whose cursor is NULL are ``include``d in every run (default), ``exclude``d,
+            or ``raise`` an error.
+        backend, chunk_size: dlt ``sql_table`` backend and rows per Arrow batch.
+        initial_value, end_value: cursor range for this run (the pipeline's ``--start-date``).
+        write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
+            loads straight into the table instead of merging through a staging table, and then
+            leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
+    """
+    if write_disposition not in ("merge", "replace"):
+        raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")
+    if soft_delete not in SOFT_DELETE_MODES:
+        raise ValueError(f"sources.products.soft_delete={soft_delete!r}: use one of {SOFT_DELETE_MODES}")
+    if null_cursor not in NULL_CURSOR_MODES:
+        raise ValueError(f"sources.products.null_cursor={null_cursor!r}: use one of {NULL_CURSOR_MODES}")
+    defaults = TableSpec(
+        name="",
+        primary_key=_key(primary_key),
+        cursor=cursor or None,
+        soft_delete_column=soft_delete_column or None,
+    )
+    for spec in table_specs(tables, defaults):
+        yield _table_resource(
+            credentials,
+            schema,
+            spec,
+            lag_seconds=lag_seconds,
+            soft_delete=soft_delete,  # type: ignore[arg-type]
+            null_cursor=null_cursor,  # type: ignore[arg-type]
+            backend=backend,  # type: ignore[arg-type]
+            chunk_size=chunk_size,
+            initial_value=initial_value,
+            end_value=end_value,
+            write_disposition=write_disposition,
+        )
+
+
+def table_specs(tables: Sequence[str | dict[str, Any]] | str, defaults: TableSpec) -> list[TableSpec]:
+    """Turn the ``tables`` setting (names, or dicts overriding the defaults) into table specs."""
+    if isinstance(tables, str):
+        tables = [name.strip() for name in tables.split(",") if name.strip()]
+    specs = []
+    for item in tables:
+        if isinstance(item, str):
+            specs.append(TableSpec(item, defaults.primary_key, defaults.cursor, defaults.soft_delete_column))
+            continue
+        if not isinstance(item, dict) or not item.get("name"):
+            raise ValueError(
+                f"sources.products.tables: {item!r} is neither a table name nor a table with a name"
+            )
+        unknown = set(item) - {"name", "primary_key", "cursor", "soft_delete_column"}
+        if unknown:
+            raise ValueError(
+                f"sources.products.tables: unknown setting(s) {sorted(unknown)} for {item['name']}"
+            )
+        specs.append(
+            TableSpec(
+                name=str(item["name"]),
+                primary_key=_key(item.get("primary_key", defaults.primary_key)),
+                cursor=item.get("cursor", defaults.cursor) or None,
+                soft_delete_column=item.get("soft_delete_column", defaults.soft_delete_column) or None,
+            )
+        )
+    if not specs:
+        raise ValueError("sources.products.tables is empty: name at least one table to load")
+    return specs
+
+
+def _key(value: str | Sequence[str]) -> str | tuple[str, ...]:
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _table_resource(
+    credentials: ConnectionStringCredentials,
+    schema: str,
+    spec: TableSpec,
+    *,
+    lag_seconds: float,
+    soft_delete: SoftDelete,
+    null_cursor: NullCursor,
+    backend: TableBackend,
+    chunk_size: int,
+    initial_value: Any,
+    end_value: Any,
+    write_disposition: str,
+) -> DltResource:
+    incremental = None
+    if spec.cursor:
+        incremental = dlt.sources.incremental(
+            spec.cursor,
+            initial_value=initial_value,
+            end_value=end_value,
+            lag=lag_seconds or None,
+            on_cursor_value_missing=null_cursor,
+            range_end="open" if end_value is not None else "closed",
+        )
+    resource = sql_table(
+        credentials=credentials,
+        table=spec.name,
+        schema=schema,
+        incremental=incremental,
+        chunk_size=chunk_size,
+        backend=backend,
+        reflection_level="full_with_precision",
+        defer_table_reflect=True,
+        engine_adapter_callback=_clear_connection_errors,
+        backend_kwargs={"return_type": "arrow_stream", "batch_size": chunk_size}
+        if backend == "connectorx"
+        else {},
+        table_loader_class=RedactingConnectorXLoader if backend == "connectorx" else None,
+        write_disposition=write_disposition,  # type: ignore[arg-type]
+        query_adapter_callback=_live_rows_only(spec.soft_delete_column)
+        if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
+        else None,
+        primary_key=list(spec.primary_key) if isinstance(spec.primary_key, tuple) else spec.primary_key,
+    )
+    if spec.soft_delete_column and soft_delete == "remove":
+        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
+    return resource
+
+
+def prefetch(items: Iterator[TDataItem], depth: int) -> Iterator[TDataItem]:
+    """Pull ``items`` on a background thread, at most ``depth`` ahead of the consumer.
+
+    ConnectorX fetches and decodes the next Arrow batch (in Rust, without the GIL) while dlt writes
+    the previous one to parquet, so reading and writing overlap instead of taking turns. The bounded
+    queue keeps memory flat however large the table is.
+    """
+    done = object()
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            buffer.put(exc)
+
+    worker = threading.Thread(target=produce, name="products-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+def _live_rows_only(column: str) -> Any:
+    """A query adapter leaving out soft-deleted rows (a replace cannot delete them afterwards)."""
+
+    def adapt(query: Any, table: sa.Table, _incremental: Any = None, _engine: Any = None) -> Any:
+        if column not in table.c:
+            return query
+        return query.where(table.c[column].is_(None))
+
+    return adapt
+
+
+def describe(url: sa.URL) -> str:
+    """``database "db" on host:port as user``: where a connection went, without the password."""
+    host = url.host or url.query.get("host") or "localhost"
+    if isinstance(host, tuple):
+        host = host[0]
+    port = f":{url.port}" if url.port else ""
+    return f'database "{url.database}" on {host}{port} as {url.username}'
+
+
+def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
+    """Make a failed connection raise :class:`ProductsDatabaseError` naming host and database."""
+    url = engine.url
+    password = url.password
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.Error as exc:
+            reason = redact_text(str(exc).strip(), [str(password) if password else None])
+            raise ProductsDatabaseError(
+                f"products: could not connect to PostgreSQL {describe(url)}: {reason}"
+            ) from None
+
+    return engine
+
+
+class RedactingConnectorXLoader(ConnectorXTableLoader):
+    """ConnectorX loader whose errors name host and database but never the connection string's password."""
+
+    def get_connection_url(self) -> str:
+        """The engine's URL for ConnectorX, which needs a host even for a unix socket (``?host=/dir``)."""
+        url = self.engine.url.set(drivername=self.engine.url.get_backend_name())
+        if not url.host and url.query.get("host"):
+            url = url.set(host="localhost")
+        return url.render_as_string(hide_password=False)
+
+    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+        try:
+            yield from prefetch(super().load_rows(backend_kwargs or {}), depth=PREFETCH_BATCHES)
+        except (RuntimeError, OSError) as exc:
+            password = self.engine.url.password
+            reason = redact_text(str(exc), [str(password) if password else None])
+            raise ProductsDatabaseError(
+                f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
+                f"failed: {reason}"
+            ) from None
