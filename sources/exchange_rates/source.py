@@ -21,7 +21,7 @@ from dlt.common.typing import TDataItem, TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_rates
+from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_auth, oxr_rates
 from utils.http import ApiError, api_client
 
 Mode = Literal["latest", "backfill"]
@@ -137,7 +137,8 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     with a clear message in the run report.
     """
     settings = _settings(**options)
-    client = api_client(settings.base_url)
+    oxr = settings.provider == "openexchangerates" and settings.app_id is not None
+    client = api_client(settings.base_url, auth=oxr_auth(settings.app_id or "") if oxr else None)
     coverage_by_base: dict[str, dict[str, list[list[str]]]] = dlt.current.resource_state().setdefault(
         "coverage", {}
     )

@@ -92,7 +92,8 @@ def assert_rows_belong_to_completed_loads(warehouse: Warehouse, dataset: str) ->
         columns = {
             r[0]
             for r in warehouse.query(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+                "select column_name from information_schema.columns"
+                " where table_schema = ? and table_name = ?",
                 dataset,
                 table,
             )
@@ -107,7 +108,7 @@ def stored_state(name: str) -> dict[str, Any] | None:
     restores), or None when nothing was loaded."""
     pipeline = importlib.import_module(f"pipelines.{name}").create_pipeline()
     with pipeline.destination_client() as client:
-        info = client.get_stored_state(name)  # type: ignore[attr-defined]
+        info = client.get_stored_state(name)
     return decompress_state(info.state) if info else None
 
 

@@ -14,7 +14,13 @@ import pytest
 
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.warehouse import Warehouse
-from tests.reliability.scenarios import CURRENCIES_SCENARIO, PausedRun, completed_loads, snapshot, stored_state
+from tests.reliability.scenarios import (
+    CURRENCIES_SCENARIO,
+    PausedRun,
+    completed_loads,
+    snapshot,
+    stored_state,
+)
 
 pytestmark = pytest.mark.reliability
 
