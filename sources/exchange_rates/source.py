@@ -129,7 +129,14 @@ def exchange_rates_source(
     )
 
 
-@dlt.resource(name=TABLE, write_disposition="append", primary_key=KEY, columns=COLUMNS)
+SCHEMA_CONTRACT: Final = {"tables": "evolve", "columns": "freeze", "data_type": "freeze"}
+"""The columns are a contract with Snowpipe's COPY and the models downstream: a new column or a changed
+type fails the run before anything is loaded, instead of landing files the pipe cannot read."""
+
+
+@dlt.resource(
+    name=TABLE, write_disposition="append", primary_key=KEY, columns=COLUMNS, schema_contract=SCHEMA_CONTRACT
+)
 def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     """Rows not loaded before, in batches; records the newly loaded ranges in the resource state.
 

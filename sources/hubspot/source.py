@@ -34,6 +34,9 @@ COLUMNS: Final[dict[str, Any]] = {
     "archived": {"data_type": "bool", "nullable": False, "dedup_sort": "desc"},
     "archived_at": {"data_type": "timestamp"},
 }
+SCHEMA_CONTRACT: Final = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
+"""Custom properties and objects arrive without code changes (new columns and tables), and a value
+that does not fit its property's type lands in a variant column rather than being dropped or failing."""
 STATE_KEY: Final = "modified_since_ms"
 INTEGER_PROPERTIES: Final = frozenset({"hs_object_id"})
 """Number properties that are identifiers: loaded as integers rather than decimals."""
@@ -92,6 +95,7 @@ def hubspot_source(
             write_disposition="merge",
             primary_key="id",
             columns=COLUMNS,
+            schema_contract=SCHEMA_CONTRACT,
         )(
             client,
             object_type,
