@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, get_args
 import dlt
 import pendulum
 import pyarrow as pa
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem, TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
@@ -129,7 +130,7 @@ def exchange_rates_source(
     )
 
 
-SCHEMA_CONTRACT: Final = {"tables": "evolve", "columns": "freeze", "data_type": "freeze"}
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "freeze", "data_type": "freeze"}
 """The columns are a contract with Snowpipe's COPY and the models downstream: a new column or a changed
 type fails the run before anything is loaded, instead of landing files the pipe cannot read."""
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import dlt
 import pendulum
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 
@@ -34,7 +35,7 @@ COLUMNS: Final[dict[str, Any]] = {
     "archived": {"data_type": "bool", "nullable": False, "dedup_sort": "desc"},
     "archived_at": {"data_type": "timestamp"},
 }
-SCHEMA_CONTRACT: Final = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
 """Custom properties and objects arrive without code changes (new columns and tables), and a value
 that does not fit its property's type lands in a variant column rather than being dropped or failing."""
 STATE_KEY: Final = "modified_since_ms"
