@@ -86,7 +86,10 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
     """
     name = destination_name(production)
     if name == "duckdb":
-        return dlt.destinations.duckdb(credentials=duckdb_path())
+        # As on Snowflake: replace loads into the staging schema and swaps rows in one transaction, so a
+        # run killed mid-load leaves the last good table rather than an empty one (dlt's DuckDB default,
+        # truncate-and-insert, empties the table before loading; docs/reliability.md).
+        return dlt.destinations.duckdb(credentials=duckdb_path(), replace_strategy="insert-from-staging")
     if name == "snowflake":
         return dlt.destinations.snowflake(**snowflake_options(options if production == "snowflake" else {}))
     return dlt.destinations.filesystem(**(options if production == "filesystem" else {}))

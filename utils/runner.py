@@ -194,8 +194,12 @@ def _run_steps(
         # As dlt's own run() does: on a fresh worker, state and schemas come back from the destination.
         # Not with pending packages: those are the newest truth, and dlt's sync would wipe them when
         # the first load never reached the destination.
-        with _timed(report, "sync"):
-            pipeline.sync_destination()
+        try:
+            with _timed(report, "sync"):
+                pipeline.sync_destination()
+        except PipelineStepFailed as exc:  # e.g. the destination refused the credentials
+            _report_failure(report, exc)
+            raise
     before = _schema_snapshot(pipeline)
     try:
         if pipeline.has_pending_data:
@@ -218,15 +222,20 @@ def _run_steps(
         _normalize_and_load(pipeline, report)
     except PipelineStepFailed as exc:
         _add_schema_changes(report, before, _schema_snapshot(pipeline))
-        report.status = "failed"
-        report.failed_step = exc.step
-        report.error = f"{type(exc.exception).__name__}: {exc.exception}"
-        exc.run_report = report  # type: ignore[attr-defined]
-        logger.error("%s failed at %s: %s", report.pipeline_name, exc.step, report.error)
+        _report_failure(report, exc)
         raise
     _add_schema_changes(report, before, _schema_snapshot(pipeline))
     logger.info("%s", report.to_markdown())
     return report
+
+
+def _report_failure(report: RunReport, exc: PipelineStepFailed) -> None:
+    """Mark ``report`` failed at ``exc``'s step, attach it to ``exc`` and log the error."""
+    report.status = "failed"
+    report.failed_step = exc.step
+    report.error = f"{type(exc.exception).__name__}: {exc.exception}"
+    exc.run_report = report  # type: ignore[attr-defined]
+    logger.error("%s failed at %s: %s", report.pipeline_name, exc.step, report.error)
 
 
 def _default_file_format(data: Any, file_format: TLoaderFileFormat) -> bool:

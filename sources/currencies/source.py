@@ -8,6 +8,7 @@ from typing import Any, Final, Literal, get_args
 
 import dlt
 import pendulum
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 
@@ -54,7 +55,18 @@ def currencies_source(
     return currencies(provider, base_url or DEFAULT_BASE_URLS[provider], include_legacy)
 
 
-@dlt.resource(name="currencies", write_disposition="replace", primary_key="iso_code", columns=COLUMNS)
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+"""A new attribute may arrive as a new column; a changed type (a symbol that is no longer text) fails
+the run with the last good table kept, rather than splitting a column into variants."""
+
+
+@dlt.resource(
+    name="currencies",
+    write_disposition="replace",
+    primary_key="iso_code",
+    columns=COLUMNS,
+    schema_contract=SCHEMA_CONTRACT,
+)
 def currencies(provider: str, base_url: str, include_legacy: bool) -> Iterator[TDataItem]:
     """One row per currency; the whole list is validated before any row is yielded."""
     loaded_at = pendulum.now("UTC")

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import requests
 from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from utils.http import ApiError, check_response, parse_json, redact_url
 
@@ -104,6 +105,12 @@ def _frankfurter_row(
 
 
 # Open Exchange Rates -----------------------------------------------------------------------------
+def oxr_auth(app_id: str) -> APIKeyAuth:
+    """The App ID as OXR's ``Authorization: Token <app_id>`` header rather than the ``app_id`` query
+    parameter: URLs end up in dlt's and urllib3's debug logs, headers set by an auth object do not."""
+    return APIKeyAuth(name="Authorization", api_key=f"Token {app_id}", location="header")
+
+
 def oxr_rates(
     client: RESTClient,
     *,
@@ -119,7 +126,7 @@ def oxr_rates(
     With ``time_series`` (paid plans) one request covers up to 31 days; otherwise one
     ``historical/<date>.json`` request per day.
     """
-    params: dict[str, str] = {"app_id": app_id, "base": base}
+    params: dict[str, str] = {"base": base}  # the App ID travels in a header: see oxr_auth
     if quotes:
         params["symbols"] = ",".join(quotes)
     if time_series:
@@ -168,7 +175,7 @@ def _oxr_json(client: RESTClient, path: str, what: str, params: dict[str, str], 
     response = _get(client, path, what, params)
     try:
         return parse_json(check_response(response, what), what)
-    except ApiError as exc:  # the app_id travels in the query string: keep it out of messages
+    except ApiError as exc:  # belt and braces: no message may ever carry the App ID
         raise ApiError(str(exc).replace(app_id, "***")) from None
 
 

@@ -17,11 +17,12 @@ from typing import Any, Final, Literal, get_args
 import dlt
 import pendulum
 import pyarrow as pa
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem, TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_rates
+from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_auth, oxr_rates
 from utils.http import ApiError, api_client
 
 Mode = Literal["latest", "backfill"]
@@ -129,7 +130,14 @@ def exchange_rates_source(
     )
 
 
-@dlt.resource(name=TABLE, write_disposition="append", primary_key=KEY, columns=COLUMNS)
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "freeze", "data_type": "freeze"}
+"""The columns are a contract with Snowpipe's COPY and the models downstream: a new column or a changed
+type fails the run before anything is loaded, instead of landing files the pipe cannot read."""
+
+
+@dlt.resource(
+    name=TABLE, write_disposition="append", primary_key=KEY, columns=COLUMNS, schema_contract=SCHEMA_CONTRACT
+)
 def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     """Rows not loaded before, in batches; records the newly loaded ranges in the resource state.
 
@@ -137,7 +145,8 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     with a clear message in the run report.
     """
     settings = _settings(**options)
-    client = api_client(settings.base_url)
+    oxr = settings.provider == "openexchangerates" and settings.app_id is not None
+    client = api_client(settings.base_url, auth=oxr_auth(settings.app_id or "") if oxr else None)
     coverage_by_base: dict[str, dict[str, list[list[str]]]] = dlt.current.resource_state().setdefault(
         "coverage", {}
     )

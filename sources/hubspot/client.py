@@ -127,11 +127,18 @@ class _HubSpotRESTClient(RESTClient):
     def extract_response(self, response: requests.Response, data_selector: Any) -> list[Any]:
         body = hubspot_json(response, "HubSpot page", self.secrets)
         results = body.get("results") if isinstance(body, dict) else None
+        where = f"{response.request.method} {urlsplit(response.url).path}"
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
             raise HubSpotError(
-                f"HubSpot page: {response.request.method} {urlsplit(response.url).path} returned no "
-                f"'results' list of records (got {_shape(body)})"
+                f"HubSpot page: {where} returned no 'results' list of records (got {_shape(body)})"
             )
+        for index, record in enumerate(results):
+            if record.get("id") in (None, ""):
+                raise HubSpotError(
+                    f"HubSpot page: {where} returned record {index} without an id "
+                    f"(keys {sorted(record)[:10]}); a record without its primary key cannot be merged - "
+                    "nothing from this run is loaded"
+                )
         return results
 
 

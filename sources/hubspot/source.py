@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import dlt
 import pendulum
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 
@@ -34,6 +35,9 @@ COLUMNS: Final[dict[str, Any]] = {
     "archived": {"data_type": "bool", "nullable": False, "dedup_sort": "desc"},
     "archived_at": {"data_type": "timestamp"},
 }
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
+"""Custom properties and objects arrive without code changes (new columns and tables), and a value
+that does not fit its property's type lands in a variant column rather than being dropped or failing."""
 STATE_KEY: Final = "modified_since_ms"
 INTEGER_PROPERTIES: Final = frozenset({"hs_object_id"})
 """Number properties that are identifiers: loaded as integers rather than decimals."""
@@ -97,6 +101,7 @@ def hubspot_source(
             primary_key="id",
             columns=COLUMNS,
             parallelized=parallel,
+            schema_contract=SCHEMA_CONTRACT,
         )(
             client,
             object_type,

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, get_args
 import dlt
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
+from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -32,6 +33,12 @@ DEFAULT_CHUNK_SIZE: Final = 100_000
 """Rows per Arrow batch: large enough to amortise per-batch overhead, small enough to keep memory flat."""
 PREFETCH_BATCHES: Final = 2
 """Arrow batches read ahead of the parquet writer (see :func:`prefetch`)."""
+
+
+SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+"""A new source column flows through (schema evolution); a column whose type changes in PostgreSQL
+(say ``price`` from numeric to text) fails the run with nothing loaded, instead of quietly becoming a
+variant column that downstream models would not read."""
 
 
 class ProductsDatabaseError(RuntimeError):
@@ -68,7 +75,7 @@ def products_source(
     """Product tables from PostgreSQL, merged on their primary keys and read incrementally.
 
     Config (``[sources.products]`` or ``SOURCES__PRODUCTS__*``; credentials in secrets):
-        credentials: connection string (``postgresql://user:password@host:5432/db``) or its fields.
+        credentials: a connection string (``postgresql://`` user, password, host, port, database) or its fields.
         schema: the PostgreSQL schema (``public``).
         tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column}`` where a
             table differs from the defaults below.
@@ -193,6 +200,7 @@ def _table_resource(
         else None,
         primary_key=list(spec.primary_key) if isinstance(spec.primary_key, tuple) else spec.primary_key,
     )
+    resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
     if spec.soft_delete_column and soft_delete == "remove":
         resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
     return resource

@@ -58,6 +58,8 @@ class Fault:
     path: str
     times: int
     response: Response | None  # None drops the connection without answering
+    after: int = 0
+    """Matching requests to let through (answered normally) before the fault starts."""
 
 
 class FakeApi:
@@ -129,19 +131,23 @@ class FakeApi:
         path: str = "",
         body: bytes | str | None = None,
         headers: dict[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (and ``body``/``headers``)."""
+        """Answer the next ``times`` matching requests with ``status`` (and ``body``/``headers``),
+        once ``after`` matching requests have been answered normally (a failure on page 2, say)."""
         raw = body.encode() if isinstance(body, str) else body
         if raw is None:
             raw = json.dumps({"message": f"injected HTTP {status}"}).encode()
             headers = {"Content-Type": "application/json", **(headers or {})}
         with self._lock:
-            self._faults.append(Fault(self.prefix + path, times, Response(status, raw, dict(headers or {}))))
+            self._faults.append(
+                Fault(self.prefix + path, times, Response(status, raw, dict(headers or {})), after)
+            )
 
-    def drop(self, *, times: int = 1, path: str = "") -> None:
-        """Close the connection without answering the next ``times`` matching requests."""
+    def drop(self, *, times: int = 1, path: str = "", after: int = 0) -> None:
+        """Close the connection without answering the next ``times`` matching requests (after ``after``)."""
         with self._lock:
-            self._faults.append(Fault(self.prefix + path, times, None))
+            self._faults.append(Fault(self.prefix + path, times, None, after))
 
     def requests_to(self, path: str) -> list[Request]:
         return [r for r in self.requests if r.path == self.prefix + path]
@@ -155,6 +161,9 @@ class FakeApi:
         with self._lock:
             for fault in self._faults:
                 if fault.times > 0 and path.startswith(fault.path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None

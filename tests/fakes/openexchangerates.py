@@ -37,7 +37,8 @@ class FakeOpenExchangeRates(FakeApi):
                     if request.param("show_inactive") in ("1", "true") or c.end is None
                 }
             )
-        if request.param("app_id") != self.app_id:
+        # the App ID as a query parameter or as an `Authorization: Token <app_id>` header (both documented)
+        if self.app_id not in (request.param("app_id"), request.headers.get("authorization", "")[6:]):
             return _error(401, "invalid_app_id", "Invalid App ID provided.")
         base = request.param("base") or "USD"
         if base != "USD" and not self.allow_base_change:

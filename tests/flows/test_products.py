@@ -57,7 +57,8 @@ def test_unreachable_database_fails_the_flow_after_retries(
     fast = flow_module.load_products.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
     monkeypatch.setattr(flow_module, "load_products", fast)
     monkeypatch.setenv(
-        "SOURCES__PRODUCTS__CREDENTIALS", "postgresql://dlt_reader:secret-x@127.0.0.1:1/shop_db"
+        "SOURCES__PRODUCTS__CREDENTIALS",
+        "postgresql://dlt_reader:secret-x@127.0.0.1:1/shop_db",  # pragma: allowlist secret
     )
     state: State[Any] = flow_module.products_daily_flow(return_state=True)
     assert state.is_failed()

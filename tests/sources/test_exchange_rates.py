@@ -243,5 +243,7 @@ def test_oxr_errors_never_show_the_app_id(
     with pytest.raises(ResourceExtractionError) as exc:
         oxr_rows(oxr, mode="backfill", start_date="2024-01-12", end_date="2024-01-12")
     message = str(api_error(exc))
-    assert "HTTP 403" in message and "not_allowed" in message and "app_id=***" in message
+    assert "HTTP 403" in message and "not_allowed" in message and "app_id" not in message
+    header = f"Token {OXR_APP_ID}"
+    assert all(r.headers["authorization"] == header and not r.param("app_id") for r in oxr.requests)
     assert OXR_APP_ID not in message and OXR_APP_ID not in caplog.text

@@ -35,8 +35,8 @@ def test_options_reach_only_the_production_destination(monkeypatch: pytest.Monke
     assert snowflake.config_params.get("replace_strategy") == "staging-optimized"
     monkeypatch.setenv("DLT__DESTINATION", "duckdb")
     assert (
-        "replace_strategy"
-        not in destinations.get_destination("snowflake", replace_strategy="x").config_params
+        destinations.get_destination("snowflake", replace_strategy="x").config_params.get("replace_strategy")
+        != "x"
     )
 
 

@@ -1,0 +1,319 @@
+"""The pipelines the reliability suite runs, one :class:`Scenario` each, and the checks they share.
+
+A scenario says how to seed its look-alike, what changes at the source between two runs, how to break
+its extract part-way through, and how to check that the destination holds exactly what the source had
+and that the incremental state stored with the data never claims more than was loaded. Every test in
+``tests/reliability`` that is parametrised over :data:`SCENARIOS` then covers a new pipeline once it
+has an entry here (products: PostgreSQL -> merge, a ``postgres`` fixture and a few lines).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from dlt.common.versioned_state import decompress_state
+
+from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
+from tests.fakes.hubspot import LAST_MODIFIED, FakeHubSpot
+from tests.fixtures.warehouse import Warehouse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One pipeline under fault: seed, change, break and check."""
+
+    name: str
+    """Pipeline module (``pipelines.<name>``), pipeline and dataset name."""
+    disposition: str
+    fake: str
+    """The fixture that serves the pipeline's source (a look-alike API, or a database)."""
+    seed: Callable[[Any, pytest.MonkeyPatch], None]
+    """Configure and fill the source before the first run."""
+    change: Callable[[Any], None]
+    """What changes at the source between the first run and the run under test."""
+    break_extract: Callable[[Any], None]
+    """Make the run under test fail part-way through reading the source (after some data was read)."""
+    expect: Callable[[Warehouse, Any], None]
+    """Assert the destination holds exactly the source's data: nothing lost, nothing twice."""
+    state_behind_data: Callable[[dict[str, Any] | None, Warehouse, Any], None]
+    """Assert the cursor in a (destination) state covers only data that is loaded."""
+    first_run: dict[str, Any] = field(default_factory=dict)
+    second_run: dict[str, Any] = field(default_factory=dict)
+    cli: tuple[str, ...] = ()
+    """``python -m pipelines.<name>`` arguments equivalent to ``second_run``."""
+
+    def __str__(self) -> str:
+        return f"{self.name}-{self.disposition}"
+
+    @property
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"pipelines.{self.name}")
+
+    def run(self, **options: Any) -> Any:
+        return self.module.run(**options)
+
+
+# shared checks -------------------------------------------------------------------------------------
+def snapshot(warehouse: Warehouse, dataset: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every data table of ``dataset`` with all its rows, in a stable order (dlt's tables left out)."""
+    return {
+        table: sorted(warehouse.query(f'select * from {dataset}."{table}"'), key=repr)
+        for table in sorted(warehouse.tables(dataset))
+        if not table.startswith("_dlt")
+    }
+
+
+def completed_loads(warehouse: Warehouse, dataset: str) -> list[str]:
+    rows = warehouse.query(f"select load_id from {dataset}._dlt_loads where status = 0 order by 1")
+    return [r[0] for r in rows]
+
+
+def assert_rows_belong_to_completed_loads(warehouse: Warehouse, dataset: str) -> None:
+    """No row of a load that never completed is visible in a data table."""
+    done = set(completed_loads(warehouse, dataset))
+    for table in warehouse.tables(dataset):
+        if table.startswith("_dlt"):
+            continue
+        columns = {
+            r[0]
+            for r in warehouse.query(
+                "select column_name from information_schema.columns"
+                " where table_schema = ? and table_name = ?",
+                dataset,
+                table,
+            )
+        }
+        if "_dlt_load_id" in columns:
+            loads = {r[0] for r in warehouse.query(f'select distinct _dlt_load_id from {dataset}."{table}"')}
+            assert loads <= done, f"{table} holds rows of unfinished loads {sorted(loads - done)}"
+
+
+def stored_state(name: str) -> dict[str, Any] | None:
+    """The pipeline state the destination holds for its newest *completed* load (what a fresh worker
+    restores), or None when nothing was loaded."""
+    pipeline = importlib.import_module(f"pipelines.{name}").create_pipeline()
+    with pipeline.destination_client() as client:
+        info = client.get_stored_state(name)
+    return decompress_state(info.state) if info else None
+
+
+def resource_state(state: dict[str, Any] | None, source: str, resource: str) -> dict[str, Any]:
+    if not state:
+        return {}
+    return dict(state.get("sources", {}).get(source, {}).get("resources", {}).get(resource, {}))
+
+
+# currencies: replace ---------------------------------------------------------------------------------
+def _currencies_expect(warehouse: Warehouse, fake: FakeFrankfurter) -> None:
+    codes = [r[0] for r in warehouse.query("select iso_code from currencies.currencies order by 1")]
+    assert codes == sorted(c.iso_code for c in CURRENCIES), "the table is exactly the provider's full list"
+    assert warehouse.scalar("select count(distinct _dlt_load_id) from currencies.currencies") == 1
+    assert_rows_belong_to_completed_loads(warehouse, "currencies")
+
+
+def _currencies_state(state: dict[str, Any] | None, warehouse: Warehouse, fake: FakeFrankfurter) -> None:
+    # replace has no cursor: the whole list is read every run, so there is nothing to run ahead
+    assert resource_state(state, "currencies", "currencies").get("incremental") is None
+
+
+CURRENCIES_SCENARIO = Scenario(
+    name="currencies",
+    disposition="replace",
+    fake="frankfurter",
+    seed=lambda fake, mp: None,
+    change=lambda fake: None,  # the run under test adds the legacy currencies (include_legacy)
+    break_extract=lambda fake: fake.fail(503, times=100, path="/currencies", after=1),
+    expect=_currencies_expect,
+    state_behind_data=_currencies_state,
+    second_run={"include_legacy": True},
+    cli=("--include-legacy",),
+)
+
+
+# exchange_rates: append ------------------------------------------------------------------------------
+RATE_QUOTES = ("GBP", "USD")
+RATES_FROM = dt.date(2024, 6, 1)
+
+
+def _loaded_rates(warehouse: Warehouse) -> set[tuple[dt.date, str]]:
+    rows = warehouse.query("select rate_date, quote_currency from exchange_rates.rates")
+    loaded = set(rows)
+    assert len(loaded) == len(rows), "a (date, quote) was written twice"
+    return loaded
+
+
+def _rates_expect(warehouse: Warehouse, fake: FakeFrankfurter) -> None:
+    days = [RATES_FROM + dt.timedelta(n) for n in range((fake.latest - RATES_FROM).days + 1)]
+    expected = {(d, q) for d in days if is_working_day(d) for q in RATE_QUOTES}
+    assert _loaded_rates(warehouse) == expected
+    assert_rows_belong_to_completed_loads(warehouse, "exchange_rates")
+
+
+def _rates_state(state: dict[str, Any] | None, warehouse: Warehouse, fake: FakeFrankfurter) -> None:
+    coverage = resource_state(state, "exchange_rates", "rates").get("coverage", {}).get("EUR", {})
+    loaded = _loaded_rates(warehouse) if "rates" in warehouse.tables("exchange_rates") else set()
+    for selection, ranges in coverage.items():
+        for start, end in ranges:
+            day = dt.date.fromisoformat(start)
+            while day <= dt.date.fromisoformat(end):
+                if is_working_day(day):
+                    missing = {(day, q) for q in selection.split(",")} - loaded
+                    assert not missing, f"the state says {day} is loaded, the table lacks {missing}"
+                day += dt.timedelta(1)
+
+
+def _rates_seed(fake: FakeFrankfurter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__QUOTES", json.dumps(list(RATE_QUOTES)))
+
+
+EXCHANGE_RATES_SCENARIO = Scenario(
+    name="exchange_rates",
+    disposition="append",
+    fake="frankfurter",
+    seed=_rates_seed,
+    change=lambda fake: None,  # the daily run under test reads 2025 and 2026 (one request per year)
+    break_extract=lambda fake: fake.fail(503, times=100, path="/rates", after=1),
+    expect=_rates_expect,
+    state_behind_data=_rates_state,
+    first_run={"backfill": True, "start_date": RATES_FROM.isoformat(), "end_date": "2024-12-31"},
+)
+
+
+# hubspot: merge ----------------------------------------------------------------------------------------
+HUBSPOT_OBJECTS = ("contacts", "companies", "deals")
+
+
+def _hubspot_seed(fake: FakeHubSpot, monkeypatch: pytest.MonkeyPatch) -> None:
+    contacts = fake.add("contacts", 150)
+    companies = fake.add("companies", 10)
+    fake.add("deals", 5)
+    for n, contact in enumerate(contacts[:20]):
+        fake.associate("contacts", "companies", contact, companies[n % 10])
+
+
+def _hubspot_change(fake: FakeHubSpot) -> None:
+    contacts = sorted(fake.objects["contacts"])
+    fake.modify("contacts", contacts[:120], firstname="Changed")  # two search pages
+    fake.add("contacts", 5, start=dt.datetime.now(dt.UTC), step_ms=1)
+    fake.archive("companies", sorted(fake.objects["companies"])[:2])
+    fake.modify("deals", sorted(fake.objects["deals"])[:3], amount="99.5")
+
+
+def _ms(value: Any) -> int:
+    return round(value.timestamp() * 1000)
+
+
+def _loaded_records(warehouse: Warehouse, object_type: str) -> dict[str, tuple[int, bool]]:
+    cursor = LAST_MODIFIED.get(object_type, "hs_lastmodifieddate")
+    rows = warehouse.query(f"select id, {cursor}, archived from hubspot.{object_type}")
+    loaded = {r[0]: (_ms(r[1]), r[2]) for r in rows}
+    assert len(loaded) == len(rows), f"{object_type}: an id was loaded twice"
+    return loaded
+
+
+def _hubspot_expect(warehouse: Warehouse, fake: FakeHubSpot) -> None:
+    for object_type in HUBSPOT_OBJECTS:
+        expected = {
+            str(r.id): (r.modified_ms, r.archived_ms is not None) for r in fake.objects[object_type].values()
+        }
+        assert _loaded_records(warehouse, object_type) == expected, object_type
+    assert warehouse.scalar("select count(*) from hubspot.contacts where firstname = 'Changed'") == 120
+    assert_rows_belong_to_completed_loads(warehouse, "hubspot")
+
+
+def _hubspot_state(state: dict[str, Any] | None, warehouse: Warehouse, fake: FakeHubSpot) -> None:
+    for object_type in HUBSPOT_OBJECTS:
+        cursor = resource_state(state, "hubspot", object_type).get("modified_since_ms")
+        if cursor is None:
+            continue
+        loaded = _loaded_records(warehouse, object_type)
+        for record in fake.objects[object_type].values():
+            if record.modified_ms < cursor:
+                assert loaded.get(str(record.id), (None,))[0] == record.modified_ms, (
+                    f"the state says {object_type} changed before {cursor} are loaded, "
+                    f"but {record.id} (changed at {record.modified_ms}) is missing or stale"
+                )
+
+
+HUBSPOT_SCENARIO = Scenario(
+    name="hubspot",
+    disposition="merge",
+    fake="hubspot",
+    seed=_hubspot_seed,
+    change=_hubspot_change,
+    break_extract=lambda fake: fake.fail(503, times=100, path="/crm/v3/objects/contacts/search", after=1),
+    expect=_hubspot_expect,
+    state_behind_data=_hubspot_state,
+)
+
+SCENARIOS = [CURRENCIES_SCENARIO, EXCHANGE_RATES_SCENARIO, HUBSPOT_SCENARIO]
+"""Add a pipeline here (and nothing else) to run it through the fault and SIGKILL tests."""
+
+
+def scenario_params() -> list[Any]:
+    return [pytest.param(s, id=str(s)) for s in SCENARIOS]
+
+
+# real processes ---------------------------------------------------------------------------------------
+class PausedRun:
+    """``python -m pipelines.<name>`` in a real subprocess, its load paused at the first data-table job.
+
+    ``tests/reliability/pause_load.py`` wraps the CLI: when the load step starts the first job of a
+    data table it writes ``marker`` (the table name) and waits until ``release()`` (or 60 s).
+    """
+
+    def __init__(self, scenario: Scenario, tmp: Path, *, pause: bool = True) -> None:
+        self.marker = tmp / f"{scenario.name}-{time.monotonic_ns()}.paused"
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        if pause:
+            env["RELIABILITY_PAUSE_MARKER"] = str(self.marker)
+            command = [sys.executable, "-m", "tests.reliability.pause_load", f"pipelines.{scenario.name}"]
+        else:
+            command = [sys.executable, "-m", f"pipelines.{scenario.name}"]
+        self.process = subprocess.Popen(
+            [*command, *scenario.cli],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_until_loading(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while not self.marker.exists():
+            if self.process.poll() is not None:
+                out, err = self.process.communicate()
+                code = self.process.returncode
+                raise AssertionError(f"the run ended before loading ({code}):\n{out}\n{err}")
+            assert time.monotonic() < deadline, "the run never reached its load step"
+            time.sleep(0.05)
+        time.sleep(0.1)  # let the marker's writer finish
+        return self.marker.read_text()
+
+    def kill(self) -> int:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.communicate(timeout=30)
+        return self.process.returncode
+
+    def release(self) -> None:
+        Path(f"{self.marker}.release").touch()
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
