@@ -75,7 +75,8 @@ def products_source(
     """Product tables from PostgreSQL, merged on their primary keys and read incrementally.
 
     Config (``[sources.products]`` or ``SOURCES__PRODUCTS__*``; credentials in secrets):
-        credentials: a connection string (``postgresql://`` user, password, host, port, database) or its fields.
+        credentials: a connection string (``postgresql://`` with user, password, host, port and
+            database) or its fields.
         schema: the PostgreSQL schema (``public``).
         tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column}`` where a
             table differs from the defaults below.
