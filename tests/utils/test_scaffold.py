@@ -295,3 +295,14 @@ def test_next_steps_walk_the_six_steps(tmp_path: Path, capsys: pytest.CaptureFix
     before = snapshot(root)
     assert scaffold.main(["web_orders", "--kind", "sql", "--write-disposition", "replace"], root=root) == 2
     assert snapshot(root) == before
+
+
+def test_the_agent_skill_uses_the_scaffolder_and_walks_the_six_steps() -> None:
+    text = (REPO / ".claude" / "skills" / "add-dlt-pipeline" / "SKILL.md").read_text()
+    front, _, body = text.removeprefix("---\n").partition("\n---\n")
+    meta = yaml.safe_load(front)
+    assert meta["name"] == "add-dlt-pipeline" and len(meta["description"]) > 50
+    assert "uv run python -m utils.scaffold NAME" in body
+    headings = re.findall(r"^## ([1-6])\. (\w+)", body, re.MULTILINE)
+    assert [h[1] for h in headings] == ["Source", "Pipeline", "Flow", "Deployment", "Test", "Secrets"]
+    assert "—" not in text and "—" not in (REPO / "utils" / "scaffold.py").read_text()
