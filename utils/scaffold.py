@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import importlib.machinery
 import importlib.util
 import io
 import keyword
@@ -152,10 +153,25 @@ def _name_errors(name: str, root: Path) -> list[str]:
 
 
 def _importable(name: str, root: Path) -> bool:
+    """Whether ``import name`` would find something: the repository's own top level or an installed module.
+
+    Folders inside the repository that something put on ``sys.path`` (Prefect adds ``flows/`` when it
+    loads a flow by entrypoint) are skipped: their modules are not top-level modules.
+    """
     if (root / name).exists() or (root / f"{name}.py").exists():
         return True
+    repositories = {root.resolve(), REPO_ROOT}
+    environment = Path(sys.prefix).resolve()
+
+    def inside_a_repository(entry: str) -> bool:
+        folder = Path(entry or ".").resolve()
+        if folder.is_relative_to(environment):
+            return False
+        return any(folder != repo and folder.is_relative_to(repo) for repo in repositories)
+
+    paths = [entry for entry in sys.path if not inside_a_repository(entry)]
     try:
-        return importlib.util.find_spec(name) is not None
+        return importlib.machinery.PathFinder.find_spec(name, paths) is not None
     except (ImportError, ValueError):
         return True
 
@@ -457,7 +473,10 @@ def _render_files(spec: Spec, root: Path) -> dict[Path, str]:
             TEST_PIPELINE + TEST_SECOND_RUN[spec.write_disposition], kind
         ),
         Path("tests", "flows", f"test_{name}.py"): _with_fixture(
-            TEST_FLOW + TEST_FLOW_RETRY if kind == "api" else TEST_FLOW.replace(", without_retry_delay", ""),
+            TEST_FLOW.replace("from typing import Any\n", "import time\nfrom typing import Any\n")
+            + TEST_FLOW_RETRY
+            if kind == "api"
+            else TEST_FLOW.replace(", task_runs, without_retry_delay", ""),
             kind,
         ),
     }
@@ -480,6 +499,11 @@ def _substitute(text: str, spec: Spec) -> str:
         "@pk_const@": f"PRIMARY_KEY: Final = {_tuple(key)}"
         if key
         else "PRIMARY_KEY: Final[tuple[str, ...]] = ()",
+        "@pk_doc@": (
+            {"merge": ": merge replaces rows by them", "replace": "", "append": ""}[spec.write_disposition]
+            if key
+            else " (none: every row loads as it comes)"
+        ),
         "@key_phrase@": spec.key_phrase,
         "@wd@": spec.write_disposition,
         "@record_fields@": record_fields,
@@ -555,7 +579,7 @@ WHAT: Final = "@name@ records"
 RECORDS_PATH: Final = "@name@"
 """The endpoint that lists the records, relative to ``base_url`` (placeholder)."""
 @pk_const@
-"""The columns that identify a record (none: every row loads as it comes)."""
+"""The columns that identify a record@pk_doc@."""
 
 
 @dlt.source(section="@name@", name="@name@")
@@ -607,7 +631,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
 
 @pk_const@
-"""The columns that identify a row (none: every row loads as it comes)."""
+"""The columns that identify a row@pk_doc@."""
 
 
 @dlt.source(section="@name@", name="@name@")
@@ -1028,8 +1052,6 @@ def test_flow_loads_and_publishes_a_run_report(@fixture@: @Fixture@, warehouse: 
     assert warehouse.scalar("select count(*) from @name@.@name@") == result["total_rows"]
     [artifact] = artifacts(state.state_details.flow_run_id)
     assert artifact.key == "@hyphen@-run-report"
-    [(task_run, _)] = task_runs(state.state_details.flow_run_id)
-    assert task_run.run_count == 1
 '''
 
 TEST_FLOW_RETRY: Final = """
@@ -1042,9 +1064,15 @@ def test_retries_are_observed_on_the_task_run(
     @fixture@.fail(503, times=2)
     state: State[Any] = flow_module.@name@_flow(return_state=True)
     assert state.is_completed()
-    [(task_run, states)] = task_runs(state.state_details.flow_run_id)
-    assert task_run.run_count == 3
+    deadline = time.monotonic() + 10  # Prefect records task run states asynchronously
+    while True:
+        [(task_run, states)] = task_runs(state.state_details.flow_run_id) or [(None, [])]
+        if (states and states[-1].name == "Completed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert task_run is not None and task_run.run_count == 3
     assert [s.name for s in states].count("Retrying") == 2
+    assert len(@fixture@.requests) == 3
 """
 
 _FIXTURE_TOKENS: Final = {
@@ -1073,9 +1101,9 @@ def next_steps(spec: Spec) -> str:
     n = spec.name
     where = "the real endpoint, paging and fields" if spec.kind == "api" else "the real schema, table and key"
     fake = (
-        f"tests/fakes/{n}.py to follow the provider's published API (paging, errors, rate limits)"
+        f"tests/fakes/{n}.py to follow the provider's\n     published API (paging, errors, rate limits)"
         if spec.kind == "api"
-        else f"tests/fixtures/{n}.py to create the real table's columns"
+        else f"tests/fixtures/{n}.py to create the real table's\n     columns"
     )
     return f"""Next steps (README, "Adding a pipeline"):
   1. Source: fill in sources/{n}/__init__.py (what, owner, docs link) and sources/{n}/source.py

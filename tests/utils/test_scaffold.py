@@ -306,3 +306,12 @@ def test_the_agent_skill_uses_the_scaffolder_and_walks_the_six_steps() -> None:
     headings = re.findall(r"^## ([1-6])\. (\w+)", body, re.MULTILINE)
     assert [h[1] for h in headings] == ["Source", "Pipeline", "Flow", "Deployment", "Test", "Secrets"]
     assert "—" not in text and "—" not in (REPO / "utils" / "scaffold.py").read_text()
+
+
+def test_a_taken_name_is_reported_as_taken_whatever_is_on_the_import_path(
+    pristine: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prefect puts flows/ on sys.path when it loads a flow by entrypoint: not a top-level module."""
+    monkeypatch.syspath_prepend(str(REPO / "flows"))
+    err = refuse(pristine, ["currencies", "--primary-key", "id"], capsys)
+    assert "sources/currencies already exists" in err and "Python module" not in err
