@@ -645,8 +645,8 @@ def @name@_source(
 
     Config, from ``[sources.@name@]``
     (or ``SOURCES__@NAME@__*`` environment variables):
-        credentials: connection string (``postgresql+psycopg2://user:password@host:5432/db``) or its
-            fields (secret).
+        credentials: a connection string (``postgresql+psycopg2://`` with user, password, host,
+            port and database) or its fields (secret).
         schema, table: the table to read; it always lands in the ``@name@`` table.
         chunk_size: rows per Arrow batch.
     """
