@@ -4,7 +4,7 @@ A scenario says how to seed its look-alike, what changes at the source between t
 its extract part-way through, and how to check that the destination holds exactly what the source had
 and that the incremental state stored with the data never claims more than was loaded. Every test in
 ``tests/reliability`` that is parametrised over :data:`SCENARIOS` then covers a new pipeline once it
-has an entry here (products: PostgreSQL -> merge, a ``postgres`` fixture and a few lines).
+has an entry here.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from dlt.common.versioned_state import decompress_state
 
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
 from tests.fakes.hubspot import LAST_MODIFIED, FakeHubSpot
+from tests.fixtures.postgres import ProductsSource
 from tests.fixtures.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -261,7 +263,69 @@ HUBSPOT_SCENARIO = Scenario(
     state_behind_data=_hubspot_state,
 )
 
-SCENARIOS = [CURRENCIES_SCENARIO, EXCHANGE_RATES_SCENARIO, HUBSPOT_SCENARIO]
+
+# products: merge from PostgreSQL ---------------------------------------------------------------------
+def _products_change(source: ProductsSource) -> None:
+    source.db.execute("update products set price = price + 1, updated_at = now() where id in (3, 7)")
+    source.db.execute("update products set deleted_at = now(), updated_at = now() where id = 5")
+    source.db.add_products(21, 22)
+
+
+def _live_products(source: ProductsSource) -> dict[int, str]:
+    engine = sa.create_engine(source.db.uri)
+    with engine.connect() as con:
+        rows = con.execute(
+            sa.text(f"select id, price::text from {source.table} where deleted_at is null")
+        ).all()
+    engine.dispose()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def _loaded_products(warehouse: Warehouse) -> dict[int, str]:
+    rows = warehouse.query("select id, price from products.products")
+    loaded = {int(r[0]): f"{r[1]:.2f}" for r in rows}
+    assert len(loaded) == len(rows), "a product was loaded twice"
+    return loaded
+
+
+def _products_expect(warehouse: Warehouse, source: ProductsSource) -> None:
+    assert _loaded_products(warehouse) == _live_products(source), "exactly the live rows, merged"
+    assert_rows_belong_to_completed_loads(warehouse, "products")
+
+
+def _products_state(state: dict[str, Any] | None, warehouse: Warehouse, source: ProductsSource) -> None:
+    cursor = resource_state(state, "products", "products").get("incremental", {}).get("updated_at", {})
+    last = cursor.get("last_value")
+    if last is None:
+        return
+    engine = sa.create_engine(source.db.uri)
+    with engine.connect() as con:
+        covered = con.execute(
+            sa.text(
+                f"select id, price::text from {source.table} where deleted_at is null and updated_at <= :last"
+            ),
+            {"last": last},
+        ).all()
+    engine.dispose()
+    loaded = _loaded_products(warehouse)
+    for product_id, price in covered:
+        assert loaded.get(int(product_id)) == str(price), (
+            f"the state's cursor {last} covers product {product_id}, which is missing or stale"
+        )
+
+
+PRODUCTS_SCENARIO = Scenario(
+    name="products",
+    disposition="merge",
+    fake="products_source",
+    seed=lambda source, mp: None,  # the fixture's 20 products
+    change=_products_change,
+    break_extract=lambda source: source.go_offline(),
+    expect=_products_expect,
+    state_behind_data=_products_state,
+)
+
+SCENARIOS = [CURRENCIES_SCENARIO, EXCHANGE_RATES_SCENARIO, HUBSPOT_SCENARIO, PRODUCTS_SCENARIO]
 """Add a pipeline here (and nothing else) to run it through the fault and SIGKILL tests."""
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from tests.fixtures.postgres import ProductsSource
+from tests.fixtures.warehouse import Warehouse
 
 
 def test_each_test_gets_its_own_empty_database(postgres: str) -> None:
@@ -14,3 +19,20 @@ def test_each_test_gets_its_own_empty_database(postgres: str) -> None:
         )
         assert tables.scalar_one() == 0
     engine.dispose()
+
+
+def test_products_source_counts_reads_and_goes_offline(
+    products_source: ProductsSource, warehouse: Warehouse
+) -> None:
+    from pipelines import products
+
+    assert products_source.requests == []
+    products.run()
+    assert len(products_source.requests) >= 1, "a pipeline run is seen as a read of the table"
+    products_source.reset()
+    assert products_source.requests == []
+    products_source.go_offline()
+    with pytest.raises(PipelineStepFailed):
+        products.run()
+    products_source.reset()
+    assert products.run().status == "succeeded"
