@@ -229,11 +229,26 @@ def _run_steps(
     return report
 
 
+def describe_error(error: BaseException) -> str:
+    """``Type: message``, naming the root cause's type when the message alone hides it.
+
+    dlt wraps a source's exception (``ResourceExtractionError: ... caused an exception: products``);
+    the root cause's type (``NoSuchTableError``) is often what tells a person what went wrong.
+    """
+    text = f"{type(error).__name__}: {error}"
+    root = error
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is not error and type(root).__name__ not in text:
+        text += f" (caused by {type(root).__name__})"
+    return text
+
+
 def _report_failure(report: RunReport, exc: PipelineStepFailed) -> None:
     """Mark ``report`` failed at ``exc``'s step, attach it to ``exc`` and log the error."""
     report.status = "failed"
     report.failed_step = exc.step
-    report.error = f"{type(exc.exception).__name__}: {exc.exception}"
+    report.error = describe_error(exc.exception)
     exc.run_report = report  # type: ignore[attr-defined]
     logger.error("%s failed at %s: %s", report.pipeline_name, exc.step, report.error)
 

@@ -32,7 +32,8 @@ def test_products_source_counts_reads_and_goes_offline(
     products_source.reset()
     assert products_source.requests == []
     products_source.go_offline()
-    with pytest.raises(PipelineStepFailed):
+    with pytest.raises(PipelineStepFailed) as exc:
         products.run()
+    assert "(caused by NoSuchTableError)" in exc.value.run_report.error  # type: ignore[attr-defined]
     products_source.reset()
     assert products.run().status == "succeeded"
