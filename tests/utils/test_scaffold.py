@@ -305,7 +305,8 @@ def test_the_agent_skill_uses_the_scaffolder_and_walks_the_six_steps() -> None:
     assert "uv run python -m utils.scaffold NAME" in body
     headings = re.findall(r"^## ([1-6])\. (\w+)", body, re.MULTILINE)
     assert [h[1] for h in headings] == ["Source", "Pipeline", "Flow", "Deployment", "Test", "Secrets"]
-    assert "—" not in text and "—" not in (REPO / "utils" / "scaffold.py").read_text()
+    em_dash = "\u2014"  # house style: spaced hyphens
+    assert em_dash not in text and em_dash not in (REPO / "utils" / "scaffold.py").read_text()
 
 
 def test_a_taken_name_is_reported_as_taken_whatever_is_on_the_import_path(
