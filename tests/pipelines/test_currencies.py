@@ -74,10 +74,3 @@ def test_cli_fails_with_the_step_and_error(
     assert currencies.main([]) == 1
     captured = capsys.readouterr()
     assert "failed at extract" in captured.out and "HTTP 503" in captured.err
-
-
-def test_default_destination_is_snowflake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DLT__DESTINATION")
-    pipeline = currencies.create_pipeline()
-    assert pipeline.destination is not None and pipeline.destination.destination_name == "snowflake"
-    assert pipeline.dataset_name == "currencies"

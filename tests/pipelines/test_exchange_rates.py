@@ -162,11 +162,3 @@ def test_cli_fails_with_the_step_and_error(
     assert exchange_rates.main(["--backfill", "--start-date", "2023-01-01"]) == 1
     captured = capsys.readouterr()
     assert "failed at extract" in captured.out and "HTTP 422" in captured.err
-
-
-def test_default_destination_is_s3_via_filesystem(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DLT__DESTINATION")
-    pipeline = exchange_rates.create_pipeline()
-    assert pipeline.destination is not None and pipeline.destination.destination_name == "filesystem"
-    assert pipeline.pipeline_name == "exchange_rates"
-    assert pipeline.dataset_name == "exchange-rates", "the S3 prefix of the documented object layout"

@@ -273,13 +273,6 @@ def test_full_refresh_lists_everything_again(
     assert warehouse.scalar("select count(*) from hubspot.contacts") == 250
 
 
-def test_default_destination_is_snowflake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DLT__DESTINATION")
-    created = pipeline.create_pipeline()
-    assert created.destination is not None and created.destination.destination_name == "snowflake"
-    assert created.dataset_name == "hubspot"
-
-
 def test_objects_load_in_parallel_and_match_a_sequential_load(
     hubspot: FakeHubSpot, warehouse: Warehouse, crm: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -237,13 +237,6 @@ def test_cli_flags(products_db: ProductsDb, warehouse: Warehouse, capsys: pytest
         products.main(["--start-date", "yesterday"])
 
 
-def test_default_destination_is_snowflake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DLT__DESTINATION")
-    pipeline = products.create_pipeline()
-    assert pipeline.destination is not None and pipeline.destination.destination_name == "snowflake"
-    assert pipeline.dataset_name == "products"
-
-
 def test_parquet_files_are_rotated_for_parallel_copy(
     products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
