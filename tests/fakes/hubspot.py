@@ -438,7 +438,9 @@ class FakeHubSpot(FakeApi):
         now = time.monotonic()
         with self._limit_lock:
             for window, span in ((self._sent, 10.0), (self._searches, 1.0)):
-                while window and now - window[0] >= span:
+                # 50 ms of slack: requests are stamped on arrival, the client's limiter stamps them
+                # when sent, and a loaded machine delivers them unevenly
+                while window and now - window[0] >= span - 0.05:
                     window.popleft()
             is_search = request.path.endswith("/search")
             over = (self.burst_limit is not None and len(self._sent) >= self.burst_limit) or (

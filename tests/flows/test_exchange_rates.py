@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
 from prefect.states import State
 
 import flows.exchange_rates as flow_module
 from tests.fakes.frankfurter import FakeFrankfurter
+from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 from utils.orchestration import RETRIES, RETRY_DELAYS
 
@@ -32,24 +25,7 @@ def two_quotes(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("load_latest_rates", "backfill_rates"):
-        task = getattr(flow_module, name)
-        monkeypatch.setattr(
-            flow_module, name, task.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
-        )
-
-
-async def _task_runs(flow_run_id: Any) -> list[Any]:
-    async with get_client() as client:
-        return await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-
-
-async def _artifacts(flow_run_id: Any) -> list[Any]:
-    async with get_client() as client:
-        return await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
+        without_retry_delay(monkeypatch, flow_module, name)
 
 
 def test_tasks_use_the_shared_retry_policy() -> None:
@@ -63,8 +39,7 @@ def test_backfill_then_daily_flow(frankfurter: FakeFrankfurter, warehouse: Wareh
     )
     assert state.is_completed()
     assert state.result()["rows_by_table"] == {"rates": 2 * 10}
-    artifacts = asyncio.run(_artifacts(state.state_details.flow_run_id))
-    assert [a.key for a in artifacts] == ["exchange-rates-run-report"]
+    assert [a.key for a in artifacts(state.state_details.flow_run_id)] == ["exchange-rates-run-report"]
 
     frankfurter.reset()
     state = flow_module.exchange_rates_daily_flow(return_state=True)
@@ -87,7 +62,7 @@ def test_a_retried_daily_run_loads_each_rate_once(
     frankfurter.fail(503, times=2, path="/rates")
     state: State[Any] = flow_module.exchange_rates_daily_flow(return_state=True)
     assert state.is_completed()
-    [task_run] = asyncio.run(_task_runs(state.state_details.flow_run_id))
+    [(task_run, _)] = task_runs(state.state_details.flow_run_id)
     assert task_run.run_count == 3
     assert warehouse.scalar("select count(*) from exchange_rates.rates") == 30
 

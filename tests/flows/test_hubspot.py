@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
 
 import flows.hubspot as flow_module
 from tests.fakes.hubspot import FakeHubSpot
+from tests.fixtures.prefect import artifacts
 from tests.fixtures.warehouse import Warehouse
 from utils.orchestration import RETRIES, RETRY_DELAYS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-async def _artifacts(flow_run_id: Any) -> list[Any]:
-    async with get_client() as client:
-        return await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
 
 
 def test_task_uses_the_shared_retry_policy() -> None:
@@ -41,5 +32,5 @@ def test_flow_loads_incrementally_and_publishes_a_run_report(
     second: State[Any] = flow_module.hubspot_flow(objects=["deals"], return_state=True)
     assert second.result()["rows_by_table"] == {"deals": 7}
     assert warehouse.scalar("select count(*) from hubspot.deals where dealstage = 'closedwon'") == 7
-    artifacts = asyncio.run(_artifacts(second.state_details.flow_run_id))
-    assert [a.key for a in artifacts] == ["hubspot-run-report"] and "| deals | 7 |" in artifacts[0].data
+    [report] = artifacts(second.state_details.flow_run_id)
+    assert report.key == "hubspot-run-report" and "| deals | 7 |" in report.data

@@ -128,8 +128,9 @@ def test_two_runs_of_one_pipeline_never_overlap(frankfurter: FakeFrankfurter, wa
     for thread in threads:
         thread.join(timeout=120)
     assert [s.is_completed() for s in states] == [True, True]
-    first, second = sorted(r.received_at for r in frankfurter.requests)
+    first, second = sorted(r.received_at for r in frankfurter.requests)  # one read per run
     assert second - first >= 1.5, "the second run read the source only after the first had finished"
+    assert frankfurter.max_in_flight == 1, "the two runs never read the source at the same time"
     assert warehouse.scalar("select count(*) from currencies.currencies") == ACTIVE
     assert warehouse.scalar("select count(*) from currencies._dlt_loads where status = 0") == 2
 

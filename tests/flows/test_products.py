@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
 
 import flows.products as flow_module
 from tests.fixtures.postgres import ProductsDb
+from tests.fixtures.prefect import artifacts, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 from utils.orchestration import RETRIES, RETRY_DELAYS, RETRY_JITTER
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-async def _artifact_keys(flow_run_id: Any) -> list[str]:
-    async with get_client() as client:
-        artifacts = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return [str(a.key) for a in artifacts]
 
 
 def test_task_retry_policy_is_exponential_with_jitter() -> None:
@@ -38,7 +28,7 @@ def test_daily_flow_merges_changes_and_full_refresh_reloads(
 ) -> None:
     state: State[Any] = flow_module.products_daily_flow(return_state=True)
     assert state.is_completed() and state.result()["rows_by_table"] == {"products": 20}
-    assert asyncio.run(_artifact_keys(state.state_details.flow_run_id)) == ["products-run-report"]
+    assert [a.key for a in artifacts(state.state_details.flow_run_id)] == ["products-run-report"]
 
     products_db.execute("update products set stock = 0, updated_at = now() where id = 3")
     again: State[Any] = flow_module.products_daily_flow(return_state=True)
@@ -54,8 +44,7 @@ def test_daily_flow_merges_changes_and_full_refresh_reloads(
 def test_unreachable_database_fails_the_flow_after_retries(
     warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = flow_module.load_products.with_options(retry_delay_seconds=0, retry_jitter_factor=None)
-    monkeypatch.setattr(flow_module, "load_products", fast)
+    without_retry_delay(monkeypatch, flow_module, "load_products")
     monkeypatch.setenv(
         "SOURCES__PRODUCTS__CREDENTIALS",
         "postgresql://dlt_reader:secret-x@127.0.0.1:1/shop_db",  # pragma: allowlist secret

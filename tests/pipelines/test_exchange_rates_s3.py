@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -123,4 +122,3 @@ def test_the_snowpipe_ddl_matches_the_files(frankfurter: FakeFrankfurter, s3: An
     assert "FROM @RAW.EXCHANGE_RATES.LANDING/rates/" in sql and "AUTO_INGEST = TRUE" in sql
     config = (REPO_ROOT / ".dlt" / "config.toml").read_text()
     assert 'layout = "{table_name}/{YYYY}/{MM}/{DD}/{load_id}.{file_id}.{ext}"' in config
-    assert Path(REPO_ROOT / "snowflake" / "exchange_rates.sql").exists()

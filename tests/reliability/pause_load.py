@@ -30,8 +30,10 @@ def _paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
     if not table.startswith("_dlt"):
         with _lock:
             first = not MARKER.exists()
-            if first:
-                MARKER.write_text(table)
+            if first:  # written whole, then renamed: the test never reads a half-written marker
+                partial = Path(f"{MARKER}.tmp")
+                partial.write_text(table)
+                os.replace(partial, MARKER)
         if first:
             deadline = time.monotonic() + 60
             while not Path(f"{MARKER}.release").exists() and time.monotonic() < deadline:

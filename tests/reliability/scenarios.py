@@ -367,8 +367,9 @@ class PausedRun:
                 raise AssertionError(f"the run ended before loading ({code}):\n{out}\n{err}")
             assert time.monotonic() < deadline, "the run never reached its load step"
             time.sleep(0.05)
-        time.sleep(0.1)  # let the marker's writer finish
-        return self.marker.read_text()
+        table = self.marker.read_text()  # renamed into place whole by pause_load.py
+        assert table, "the paused run named the table it was loading"
+        return table
 
     def kill(self) -> int:
         self.process.send_signal(signal.SIGKILL)

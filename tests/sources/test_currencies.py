@@ -11,7 +11,7 @@ from dlt.extract.exceptions import ResourceExtractionError
 from sources.currencies import currencies_source
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
 from tests.fakes.openexchangerates import FakeOpenExchangeRates
-from utils.http import ApiError
+from tests.sources.helpers import api_error
 
 ACTIVE = sorted(c.iso_code for c in CURRENCIES if c.end is None)
 LEGACY = sorted(c.iso_code for c in CURRENCIES if c.end is not None)
@@ -19,12 +19,6 @@ LEGACY = sorted(c.iso_code for c in CURRENCIES if c.end is not None)
 
 def rows(**kwargs: Any) -> list[dict[str, Any]]:
     return list(currencies_source(**kwargs))
-
-
-def api_error(exc: pytest.ExceptionInfo[BaseException]) -> ApiError:
-    cause = exc.value.__cause__ if isinstance(exc.value, ResourceExtractionError) else exc.value
-    assert isinstance(cause, ApiError), f"expected ApiError, got {exc.value!r}"
-    return cause
 
 
 def test_frankfurter_rows_have_the_documented_columns(frankfurter: FakeFrankfurter) -> None:

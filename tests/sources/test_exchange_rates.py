@@ -17,7 +17,7 @@ from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
 from tests.fakes.openexchangerates import FakeOpenExchangeRates
 from tests.fixtures.openexchangerates import OXR_APP_ID
 from tests.fixtures.warehouse import Warehouse
-from utils.http import ApiError
+from tests.sources.helpers import api_error
 
 CONTRACT = ["rate_date", "base_currency", "quote_currency", "rate", "provider", "loaded_at"]
 
@@ -37,12 +37,6 @@ def rows(**kwargs: Any) -> list[dict[str, Any]]:
 
 def working_days(start: dt.date, end: dt.date) -> int:
     return sum(is_working_day(start + dt.timedelta(days=n)) for n in range((end - start).days + 1))
-
-
-def api_error(exc: pytest.ExceptionInfo[BaseException]) -> ApiError:
-    cause = exc.value.__cause__ if isinstance(exc.value, ResourceExtractionError) else exc.value
-    assert isinstance(cause, ApiError), f"expected ApiError, got {exc.value!r}"
-    return cause
 
 
 def test_a_28_year_backfill_takes_one_streamed_request_per_calendar_year(
