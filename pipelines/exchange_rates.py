@@ -18,7 +18,7 @@ import dlt
 
 from sources.exchange_rates import exchange_rates_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, explicit, run_cli, run_pipeline
+from utils.runner import RunReport, explicit, iso_date, run_cli, run_pipeline
 
 PIPELINE_NAME = "exchange_rates"
 DATASET_NAME = "exchange_rates"
@@ -61,20 +61,13 @@ def run(
     return run_pipeline(create_pipeline(), lambda: exchange_rates_source(**options), retrying=retrying)
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.exchange_rates", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--backfill", action="store_true", help="load a date range instead of the latest")
-    parser.add_argument("--start-date", type=_date, help="first date of the backfill (YYYY-MM-DD)")
-    parser.add_argument("--end-date", type=_date, help="last date of the backfill (default: today)")
+    parser.add_argument("--start-date", type=iso_date, help="first date of the backfill (YYYY-MM-DD)")
+    parser.add_argument("--end-date", type=iso_date, help="last date of the backfill (default: today)")
     args = parser.parse_args(argv)
     if args.backfill and args.start_date is None:
         parser.error("--backfill needs --start-date YYYY-MM-DD")

@@ -16,7 +16,7 @@ import pendulum
 
 from sources.products import products_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, run_cli, run_pipeline
+from utils.runner import RunReport, iso_date, run_cli, run_pipeline
 
 PIPELINE_NAME = "products"
 DATASET_NAME = "products"
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--start-date",
-        type=dt.date.fromisoformat,
+        type=iso_date,
         default=None,
         metavar="YYYY-MM-DD",
         help="re-read rows changed on or after this date (UTC)",

@@ -64,7 +64,7 @@ def alert_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
     link = f"\n{ui}/runs/flow-run/{flow_run.id}" if ui else ""
     subject = f"data-pipelines: flow {flow.name} {state.name.lower()}"
     body = (
-        f"Flow run {flow_run.name} ({flow_run.id}) of {flow.name} ended {state.name} after its last retry."
+        f"Flow run {flow_run.name} ({flow_run.id}) of {flow.name} ended {state.name}."
         f"\nDeployment: {flow_run.deployment_id or 'none (run by hand)'}"
         f"\nReason: {state.message or 'no message'}{link}"
     )

@@ -29,7 +29,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
 from utils.alerts import alert_on_failure
-from utils.runner import START_HOOKS, PipelineBusyError, RunReport
+from utils.runner import START_HOOKS, PipelineBusyError, RunReport, failed_report
 
 RETRIES: Final = 3
 RETRY_DELAYS: Final[list[float]] = [10, 30, 90]
@@ -61,8 +61,15 @@ def pipeline_task(name: str, *, tags: Iterable[str] = ()) -> Callable[[F], Any]:
         retries=RETRIES,
         retry_delay_seconds=RETRY_DELAYS,
         retry_jitter_factor=RETRY_JITTER,
+        retry_condition_fn=retry_unless_busy,
         tags=list(tags),
     )
+
+
+def retry_unless_busy(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry any failure except "another run of this pipeline holds it": that one changed nothing,
+    and a retry would only wait for the slot again."""
+    return not isinstance(state.result(raise_on_failure=False), PipelineBusyError)
 
 
 def lock_name(pipeline_name: str) -> str:
@@ -86,7 +93,7 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
         try:
             report = run(retrying=retrying, **params)
         except PipelineStepFailed as exc:
-            failed: RunReport | None = getattr(exc, "run_report", None)
+            failed = failed_report(exc)
             if failed is not None:
                 publish_report(failed)
             raise

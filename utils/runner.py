@@ -14,6 +14,8 @@ No Prefect here: orchestration lives in ``utils/orchestration.py``.
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -213,7 +215,10 @@ def _run_steps(
                 _add_schema_changes(report, before, _schema_snapshot(pipeline))
                 return report
         with _timed(report, "extract"):
-            data = source_factory()
+            try:
+                data = source_factory()
+            except Exception as exc:  # missing config, bad options: report it like any extract failure
+                raise PipelineStepFailed(pipeline, "extract", None, exc, None) from exc  # type: ignore[arg-type]
             if _default_file_format(data, loader_file_format):
                 pipeline.extract(data, **extract_kwargs)
             else:
@@ -317,6 +322,20 @@ def _timed(report: RunReport, step: Step) -> Iterator[None]:
         report.step_seconds[step] = report.step_seconds.get(step, 0.0) + time.perf_counter() - started
 
 
+def failed_report(exc: BaseException) -> RunReport | None:
+    """The report :func:`run_pipeline` attached to the exception it raised, if any."""
+    report: RunReport | None = getattr(exc, "run_report", None)
+    return report
+
+
+def iso_date(value: str) -> dt.date:
+    """An ``argparse`` type for ``YYYY-MM-DD`` dates, with an error a person can act on."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
 def explicit(**options: Any) -> dict[str, Any]:
     """The options that were given (not ``None``), so the others resolve from dlt config."""
     return {name: value for name, value in options.items() if value is not None}
@@ -334,7 +353,7 @@ def run_cli(run: Callable[[], RunReport]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except PipelineStepFailed as exc:
-        failed: RunReport | None = getattr(exc, "run_report", None)
+        failed = failed_report(exc)
         if failed is not None:
             print(failed.to_markdown())
         print(f"error: {failed.error if failed else exc}", file=sys.stderr)

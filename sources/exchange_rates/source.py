@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
 import dlt
@@ -72,8 +72,8 @@ class Settings:
     start_date: dt.date | None
     end_date: dt.date | None
     as_of: dt.date
-    app_id: str | None
-    oxr_time_series: bool
+    app_id: str | None = field(repr=False)  # a secret: never in a repr, log line or error
+    oxr_time_series: bool = False
 
     @property
     def selection(self) -> str:

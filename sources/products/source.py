@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
+from urllib.parse import quote, quote_plus
 
 import dlt
 import sqlalchemy as sa
@@ -218,20 +219,28 @@ def prefetch(items: Iterator[TDataItem], depth: int) -> Iterator[TDataItem]:
     buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand_over(item: Any) -> bool:
+        """Queue ``item`` unless the consumer has gone; False once it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(item):
                     return
-            buffer.put(done)
+            hand_over(done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            buffer.put(exc)
+            hand_over(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name="products-prefetch", daemon=True)
     worker.start()
@@ -256,6 +265,13 @@ def _live_rows_only(column: str) -> Any:
     return adapt
 
 
+def _password_forms(password: Any) -> list[str | None]:
+    """The password as typed and as it appears percent-encoded inside a connection URL."""
+    if not password:
+        return []
+    return [str(password), quote_plus(str(password)), quote(str(password), safe="")]
+
+
 def describe(url: sa.URL) -> str:
     """``database "db" on host:port as user``: where a connection went, without the password."""
     host = url.host or url.query.get("host") or "localhost"
@@ -275,7 +291,7 @@ def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
         try:
             return dialect.loaded_dbapi.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.Error as exc:
-            reason = redact_text(str(exc).strip(), [str(password) if password else None])
+            reason = redact_text(str(exc).strip(), _password_forms(password))
             raise ProductsDatabaseError(
                 f"products: could not connect to PostgreSQL {describe(url)}: {reason}"
             ) from None
@@ -297,8 +313,7 @@ class RedactingConnectorXLoader(ConnectorXTableLoader):
         try:
             yield from prefetch(super().load_rows(backend_kwargs or {}), depth=PREFETCH_BATCHES)
         except (RuntimeError, OSError) as exc:
-            password = self.engine.url.password
-            reason = redact_text(str(exc), [str(password) if password else None])
+            reason = redact_text(str(exc), _password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"

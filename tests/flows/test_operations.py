@@ -146,6 +146,8 @@ def test_a_run_that_cannot_get_the_slot_gives_up_clearly_and_changes_nothing(
         state = run_currencies()
     assert state.is_failed()
     assert "pipeline currencies is already running" in str(state.message)
+    [(task_run, _)] = task_runs(state.state_details.flow_run_id)
+    assert task_run.run_count == 1, "a busy pipeline is not retried: the attempt changed nothing"
     assert frankfurter.requests == [] and warehouse.tables("currencies") == set()
 
 

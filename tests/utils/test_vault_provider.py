@@ -127,7 +127,7 @@ def test_check_cli_lists_keys_and_origins_without_values(
         "vault (dlt/destination/snowflake/credentials)"
     )
     assert lines["destination.snowflake.credentials.database"].endswith("env")
-    assert lines["sources.currencies.base_url"].endswith("config.toml")
+    assert lines["sources.currencies.provider"].endswith("config.toml")
     assert username not in out and "BEGIN PRIVATE KEY" not in out and "acme-main" not in out
 
     monkeypatch.delenv("DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE")
