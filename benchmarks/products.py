@@ -12,8 +12,9 @@ median of the same run, not figures from different runs.
 
 Candidates: ``pipeline`` (this repository's pipeline: ConnectorX streaming, full refresh, then an
 incremental merge after 1 % of rows change), ``pyarrow`` (dlt's pyarrow backend, 100k chunks),
-``duckdb`` (DuckDB's own postgres scanner, the practical limit; needs its extension, which is
-downloaded from the internet) and ``sling`` (the Sling CLI, PostgreSQL -> DuckDB).
+``read`` (ConnectorX reading the table, writing nothing: the floor here), ``duckdb`` (DuckDB's own
+postgres scanner, the practical limit; needs its extension, which is downloaded from the internet) and
+``sling`` (the Sling CLI, PostgreSQL -> DuckDB, and -> a CSV file, which runs offline).
 """
 
 from __future__ import annotations

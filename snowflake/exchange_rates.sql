@@ -6,8 +6,9 @@
 -- with the columns rate_date (DATE), base_currency, quote_currency (STRING), rate (DOUBLE),
 -- provider (STRING), loaded_at (TIMESTAMP, microseconds, UTC) and _dlt_load_id (STRING).
 -- dlt's own bookkeeping (exchange-rates/_dlt_loads/, _dlt_pipeline_state/, _dlt_version/) sits beside
--- rates/ and is not ingested. Every file name is unique (load id + file id) and files are never rewritten,
--- so Snowpipe loads each exactly once; the pipeline never writes a (date, base, quote) twice.
+-- rates/ and is not ingested. Every file name is unique (load id + file id), so Snowpipe loads each once;
+-- the pipeline never writes a (date, base, quote) twice. Known limit: a job repeated after a kill at the
+-- wrong instant rewrites the same object (docs/reliability.md).
 --
 -- Deployment order (see README, "exchange_rates"):
 --   1. storage integration S3_RAW_LANDING and its IAM role (once per bucket, ACCOUNTADMIN);

@@ -1,7 +1,8 @@
 """HTTP access to the exchange-rate providers: Frankfurter v2 (streamed NDJSON) and Open Exchange Rates.
 
-Each function fetches one date range and yields validated rows as ``(date, quote, rate)`` tuples, never
-holding a whole response in memory. Retries (429, 5xx, dropped connections) come from the shared client
+Each function fetches one date range and yields validated rows as ``(date, quote, rate)`` tuples.
+Frankfurter's NDJSON is streamed line by line, so memory stays flat; Open Exchange Rates bodies (one day,
+or at most 31) and Frankfurter's plain JSON fallback are parsed whole. Retries (429, 5xx, dropped connections) come from the shared client
 in ``utils/http.py``; what is left after them is an :class:`~utils.http.ApiError` a person can act on.
 """
 

@@ -147,3 +147,15 @@ def test_two_runs_of_one_pipeline_cannot_overlap(warehouse: Warehouse) -> None:
     assert source.reads == 0
     run_pipeline(make_pipeline(), source)
     assert count(warehouse) == 10
+
+
+def test_a_source_that_cannot_be_built_fails_extract_with_a_report(warehouse: Warehouse) -> None:
+    def misconfigured() -> Any:
+        raise ValueError("sources.runner_test.start_date is after end_date")
+
+    with pytest.raises(PipelineStepFailed) as exc:
+        run_pipeline(make_pipeline(), misconfigured)
+    report = exc.value.run_report  # type: ignore[attr-defined]
+    assert exc.value.step == "extract" and report.failed_step == "extract"
+    assert "start_date is after end_date" in report.error
+    assert not make_pipeline().has_pending_data
