@@ -2,8 +2,9 @@
 
 Each function fetches one date range and yields validated rows as ``(date, quote, rate)`` tuples.
 Frankfurter's NDJSON is streamed line by line, so memory stays flat; Open Exchange Rates bodies (one day,
-or at most 31) and Frankfurter's plain JSON fallback are parsed whole. Retries (429, 5xx, dropped connections) come from the shared client
-in ``utils/http.py``; what is left after them is an :class:`~utils.http.ApiError` a person can act on.
+or at most 31) and Frankfurter's plain JSON fallback are parsed whole. Retries (429, 5xx, dropped
+connections) come from the shared client in ``utils/http.py``; what is left after them is an
+:class:`~utils.http.ApiError` a person can act on.
 """
 
 from __future__ import annotations
