@@ -136,14 +136,14 @@ def publish_report(report: RunReport) -> None:
     )
 
 
-def route_logs_to_prefect(*_: Any, names: Iterable[str] = EXTRA_LOGGERS) -> None:
+def route_logs_to_prefect(*_: Any) -> None:
     """Send dlt's and our loggers to the Prefect run log, as PREFECT_LOGGING_EXTRA_LOGGERS would.
 
     Prefect reads that setting only when it is first imported, and dlt replaces its logger's handlers
     whenever its runtime settings change, so this runs again before every pipeline run.
     """
     handlers = logging.getLogger("prefect.extra").handlers
-    for name in names:
+    for name in EXTRA_LOGGERS:
         logger = logging.getLogger(name)
         for handler in handlers:
             if handler not in logger.handlers:

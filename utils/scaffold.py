@@ -104,9 +104,6 @@ class Plan:
     created: dict[Path, str] = field(default_factory=dict)
     changed: dict[Path, str] = field(default_factory=dict)
 
-    def paths(self) -> list[Path]:
-        return [*self.created, *self.changed]
-
 
 # -- validation --------------------------------------------------------------------------------------
 def validate(spec: Spec, root: Path) -> list[str]:
