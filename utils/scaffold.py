@@ -615,7 +615,7 @@ def @name@(client: RESTClient) -> Iterator[TDataItem]:
 Reflection is deferred to extraction, so building the source is cheap and an unreachable database or a
 missing table fails the run's extract step. To read only changed rows, pass
 ``incremental=dlt.sources.incremental("updated_at")`` to ``sql_table``; for large tables,
-``backend="connectorx"`` is several times faster (see ``sources/products/source.py``).
+``backend="adbc"`` (after ``import utils.adbc``) is many times faster (see ``sources/products/``).
 """
 
 from __future__ import annotations

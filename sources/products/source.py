@@ -7,8 +7,6 @@ unreachable database fails the run's extract step with a clear, password-free er
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
@@ -21,8 +19,9 @@ from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
-from dlt.sources.sql_database.helpers import ConnectorXTableLoader, TableBackend
+from dlt.sources.sql_database.helpers import TableBackend
 
+from utils.adbc import AdbcTableLoader, ReadError
 from utils.http import redact_text
 
 SoftDelete = Literal["remove", "flag"]
@@ -31,9 +30,9 @@ SOFT_DELETE_MODES: Final = get_args(SoftDelete)
 NULL_CURSOR_MODES: Final = get_args(NullCursor)
 DEFAULT_LAG_SECONDS: Final = 300.0
 DEFAULT_CHUNK_SIZE: Final = 100_000
-"""Rows per Arrow batch: large enough to amortise per-batch overhead, small enough to keep memory flat."""
-PREFETCH_BATCHES: Final = 2
-"""Arrow batches read ahead of the parquet writer (see :func:`prefetch`)."""
+"""Most rows per Arrow batch (``adbc`` batches are also capped at about 16 MB)."""
+BACKENDS: Final = ("adbc", "pyarrow")
+"""``adbc`` (default): binary COPY read without the GIL; ``pyarrow``: dlt's SQLAlchemy fallback."""
 
 
 SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
@@ -67,7 +66,7 @@ def products_source(
     soft_delete_column: str | None = "deleted_at",
     soft_delete: str = "remove",
     null_cursor: str = "include",
-    backend: str = "connectorx",
+    backend: str = "adbc",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     initial_value: Any = None,
     end_value: Any = None,
@@ -89,7 +88,9 @@ def products_source(
             ``flag`` keeps it with the column set.
         null_cursor: rows whose cursor is NULL are ``include``d in every run (default), ``exclude``d,
             or ``raise`` an error.
-        backend, chunk_size: dlt ``sql_table`` backend and rows per Arrow batch.
+        backend: ``adbc`` (default; see :mod:`utils.adbc`) or ``pyarrow`` (dlt's
+            SQLAlchemy reader, much slower; for databases the ADBC driver cannot read).
+        chunk_size: most rows per Arrow batch.
         initial_value, end_value: cursor range for this run (the pipeline's ``--start-date``).
         write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
             loads straight into the table instead of merging through a staging table, and then
@@ -99,6 +100,8 @@ def products_source(
         raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")
     if soft_delete not in SOFT_DELETE_MODES:
         raise ValueError(f"sources.products.soft_delete={soft_delete!r}: use one of {SOFT_DELETE_MODES}")
+    if backend not in BACKENDS:
+        raise ValueError(f"sources.products.backend={backend!r}: use one of {BACKENDS}")
     if null_cursor not in NULL_CURSOR_MODES:
         raise ValueError(f"sources.products.null_cursor={null_cursor!r}: use one of {NULL_CURSOR_MODES}")
     defaults = TableSpec(
@@ -192,10 +195,7 @@ def _table_resource(
         reflection_level="full_with_precision",
         defer_table_reflect=True,
         engine_adapter_callback=_clear_connection_errors,
-        backend_kwargs={"return_type": "arrow_stream", "batch_size": chunk_size}
-        if backend == "connectorx"
-        else {},
-        table_loader_class=RedactingConnectorXLoader if backend == "connectorx" else None,
+        table_loader_class=RedactingAdbcLoader if backend == "adbc" else None,
         write_disposition=write_disposition,  # type: ignore[arg-type]
         query_adapter_callback=_live_rows_only(spec.soft_delete_column)
         if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
@@ -206,52 +206,6 @@ def _table_resource(
     if spec.soft_delete_column and soft_delete == "remove":
         resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
     return resource
-
-
-def prefetch(items: Iterator[TDataItem], depth: int) -> Iterator[TDataItem]:
-    """Pull ``items`` on a background thread, at most ``depth`` ahead of the consumer.
-
-    ConnectorX fetches and decodes the next Arrow batch (in Rust, without the GIL) while dlt writes
-    the previous one to parquet, so reading and writing overlap instead of taking turns. The bounded
-    queue keeps memory flat however large the table is.
-    """
-    done = object()
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand_over(item: Any) -> bool:
-        """Queue ``item`` unless the consumer has gone; False once it has."""
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand_over(item):
-                    return
-            hand_over(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            hand_over(exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="products-prefetch", daemon=True)
-    worker.start()
-    try:
-        while (item := buffer.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 def _live_rows_only(column: str) -> Any:
@@ -299,20 +253,13 @@ def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
     return engine
 
 
-class RedactingConnectorXLoader(ConnectorXTableLoader):
-    """ConnectorX loader whose errors name host and database but never the connection string's password."""
-
-    def get_connection_url(self) -> str:
-        """The engine's URL for ConnectorX, which needs a host even for a unix socket (``?host=/dir``)."""
-        url = self.engine.url.set(drivername=self.engine.url.get_backend_name())
-        if not url.host and url.query.get("host"):
-            url = url.set(host="localhost")
-        return url.render_as_string(hide_password=False)
+class RedactingAdbcLoader(AdbcTableLoader):
+    """ADBC loader whose errors name host and database but never the connection string's password."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         try:
-            yield from prefetch(super().load_rows(backend_kwargs or {}), depth=PREFETCH_BATCHES)
-        except (RuntimeError, OSError) as exc:
+            yield from super().load_rows(backend_kwargs)
+        except ReadError as exc:
             reason = redact_text(str(exc), _password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "

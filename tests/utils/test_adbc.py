@@ -1,0 +1,79 @@
+"""The ADBC table loader against a real PostgreSQL: batch sizes, types and errors."""
+
+from __future__ import annotations
+
+import decimal
+import uuid
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from dlt.sources.sql_database import sql_table
+
+from utils.adbc import AdbcTableLoader, ReadError, uuid_to_text
+
+
+def _engine(uri: str) -> sa.Engine:
+    return sa.create_engine(uri)
+
+
+def _execute(uri: str, *statements: str) -> None:
+    engine = _engine(uri)
+    with engine.begin() as con:
+        for statement in statements:
+            con.execute(sa.text(statement))
+    engine.dispose()
+
+
+def _read(uri: str, table: str, chunk_size: int = 100_000) -> list[pa.RecordBatch]:
+    resource = sql_table(
+        credentials=uri,
+        table=table,
+        backend="adbc",
+        chunk_size=chunk_size,
+        reflection_level="full_with_precision",
+        table_loader_class=AdbcTableLoader,
+    )
+    return [item for item in resource if isinstance(item, pa.RecordBatch)]
+
+
+def test_batches_are_capped_at_chunk_size_and_typed_for_dlt(postgres: str) -> None:
+    _execute(
+        postgres,
+        "create table items (id int primary key, code uuid, amount numeric(10, 3), loose numeric,"
+        " doc jsonb, mood text)",
+        "insert into items select g, md5(g::text)::uuid, g / 8.0, g / 4.0, jsonb_build_object('g', g),"
+        " null from generate_series(1, 25) as g",
+    )
+    batches = _read(postgres, "items", chunk_size=10)
+    assert [batch.num_rows for batch in batches] == [10, 10, 5]
+    schema = batches[0].schema
+    assert schema.field("id").type == pa.int64()  # int4, widened to the reflected bigint
+    assert schema.field("code").type == pa.string()
+    assert schema.field("amount").type == pa.decimal128(10, 3)
+    assert schema.field("loose").type == pa.decimal128(38, 9)  # no declared precision: dlt's default
+    assert schema.field("doc").type == pa.string()
+    first = batches[0].to_pylist()[0]
+    assert first["code"] == str(uuid.UUID("c4ca4238-a0b9-2382-0dcc-509a6f75849b"))  # md5('1')
+    assert first["amount"] == decimal.Decimal("0.125") and first["loose"] == decimal.Decimal("0.25")
+    assert first["doc"] == '{"g": 1}'
+
+
+def test_a_numeric_that_does_not_fit_is_a_clear_error(postgres: str) -> None:
+    _execute(
+        postgres, "create table odd (id int, loose numeric)", "insert into odd values (1, 0.1234567891234)"
+    )
+    with pytest.raises(Exception, match=r"column loose: a numeric value does not fit decimal128\(38, 9\)"):
+        _read(postgres, "odd")
+
+
+def test_driver_errors_become_read_errors(postgres: str) -> None:
+    loader = AdbcTableLoader(_engine(postgres), "adbc", sa.Table("t", sa.MetaData()), {})  # type: ignore[arg-type]
+    with pytest.raises(ReadError, match="does not exist"):
+        list(loader._batches("select * from no_such_table"))
+
+
+def test_uuid_fallback_formats_binary_uuids() -> None:
+    values = [uuid.uuid4().bytes, None]
+    text = uuid_to_text(pa.array(values, type=pa.binary(16)))
+    assert text.to_pylist() == [str(uuid.UUID(bytes=values[0])), None]  # type: ignore[arg-type]

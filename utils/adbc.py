@@ -1,0 +1,190 @@
+"""Reading PostgreSQL tables as Arrow batches for dlt's ``sql_table``: ADBC, prefetched, typed.
+
+Importing this module registers the ``adbc`` backend: pass ``backend="adbc"`` to ``sql_table`` (and,
+to wrap errors, a subclass of :class:`AdbcTableLoader` as ``table_loader_class``, as
+``sources/products`` does). It streams a table with PostgreSQL's binary ``COPY`` through the ADBC
+PostgreSQL driver (libpq, in C). Unlike ConnectorX, the driver releases the GIL while it reads and
+decodes, so with :func:`prefetch` the next batch arrives while dlt writes the previous one to
+parquet. Batches are bounded in bytes (the driver's default, about 16 MB), so memory stays flat for
+wide rows too, and are split without copying into at most ``chunk_size`` rows. Types the driver
+leaves as Arrow extension types become what dlt and the destinations expect: ``numeric`` ->
+``decimal128`` at the column's precision and scale, ``uuid`` -> text (cast in the query),
+``json``/``jsonb`` and other PostgreSQL-specific types -> their text; ``int2``/``int4`` widen to the
+reflected ``bigint``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+import pyarrow as pa
+import sqlalchemy as sa
+from dlt.common.typing import TDataItem
+from dlt.sources.sql_database.helpers import BaseTableLoader, register_table_loader_backend
+
+DEFAULT_DECIMAL: Final = (38, 9)
+"""Precision and scale for a ``numeric`` column declared without them: dlt's default decimal."""
+
+
+class ReadError(RuntimeError):
+    """The database refused or broke off a read; raised with the driver's message."""
+
+
+def uuid_to_text(array: pa.Array) -> pa.Array:
+    """16-byte UUIDs -> canonical text. A fallback: :func:`uuids_as_text` has PostgreSQL send text."""
+    return pa.array(
+        [None if value is None else str(uuid.UUID(bytes=value)) for value in array.to_pylist()],
+        type=pa.string(),
+    )
+
+
+def uuids_as_text(query: Any) -> Any:
+    """Select ``uuid`` columns as text, which PostgreSQL formats faster than Python could."""
+    if not isinstance(query, sa.Select):
+        return query
+    return query.with_only_columns(
+        *(
+            sa.cast(column, sa.Text).label(column.name) if isinstance(column.type, sa.Uuid) else column
+            for column in query.selected_columns
+        ),
+        maintain_column_froms=True,
+    )
+
+
+def _decimal_type(hint: dict[str, Any]) -> pa.DataType:
+    precision, scale = hint.get("precision"), hint.get("scale")
+    if precision is None:
+        precision, scale = DEFAULT_DECIMAL
+    return pa.decimal128(precision, scale or 0)
+
+
+def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa.Array] | None:
+    """How to turn one column of the driver's batches into a plain Arrow type (None: as it is)."""
+    kind = field.type
+    if pa.types.is_integer(kind) and hint.get("data_type") == "bigint" and not hint.get("precision"):
+        # int2/int4 arrive as int16/int32; the reflected column is a plain bigint (as earlier loads
+        # created it), and a narrower Arrow type would count as a type change under the schema contract
+        return lambda array: array.cast(pa.int64())
+    if not isinstance(kind, pa.BaseExtensionType):
+        return None
+    if kind.extension_name == "arrow.uuid":
+        return lambda array: uuid_to_text(array.storage)
+    if hint.get("data_type") == "decimal" and pa.types.is_string(kind.storage_type):
+        target = _decimal_type(hint)
+
+        def to_decimal(array: pa.Array) -> pa.Array:
+            try:
+                return array.storage.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ReadError(
+                    f"column {field.name}: a numeric value does not fit {target} ({exc}); declare the "
+                    "column's precision and scale in PostgreSQL or give it a text column hint"
+                ) from None
+
+        return to_decimal
+    return lambda array: array.storage  # json, jsonb, enums, inet, money...: their text
+
+
+def normaliser(schema: pa.Schema, hints: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
+    """A function converting batches of ``schema`` column by column; field metadata is dropped."""
+    converters = [_converter(field, hints.get(field.name, {})) for field in schema]
+
+    def normalise(batch: pa.RecordBatch) -> pa.RecordBatch:
+        columns = [
+            column if convert is None else convert(column)
+            for column, convert in zip(batch.columns, converters, strict=True)
+        ]
+        return pa.RecordBatch.from_arrays(columns, names=schema.names)
+
+    return normalise
+
+
+def prefetch(items: Iterator[TDataItem], depth: int) -> Iterator[TDataItem]:
+    """Pull ``items`` on a background thread, at most ``depth`` ahead of the consumer.
+
+    The driver fetches and decodes the next batch (in C, without the GIL) while dlt writes the
+    previous one, so reading and writing overlap instead of taking turns. The bounded queue keeps
+    memory flat however large the table is.
+    """
+    done = object()
+    buffer: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        """Queue ``item`` unless the consumer has gone; False once it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over(item):
+                    return
+            hand_over(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            hand_over(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="adbc-prefetch", daemon=True)
+    worker.start()
+    try:
+        while (item := buffer.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
+class AdbcTableLoader(BaseTableLoader):
+    """dlt table loader on the ADBC PostgreSQL driver: the query dlt builds, read as Arrow batches.
+
+    Driver errors are re-raised as :class:`ReadError`; callers add where the read went.
+    """
+
+    prefetch_batches: int = 2
+    """Batches read ahead of the parquet writer."""
+
+    def get_connection_url(self) -> str:
+        """A libpq URI (``postgresql://``, any ``?host=/socket/dir`` kept) from the engine's URL."""
+        url = self.engine.url.set(drivername=self.engine.url.get_backend_name())
+        return url.render_as_string(hide_password=False)
+
+    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+        query = self.compile_query(uuids_as_text(self.make_query()))
+        yield from prefetch(self._batches(query), depth=self.prefetch_batches)
+
+    def _batches(self, query: str) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_manager
+        import adbc_driver_postgresql.dbapi
+
+        try:
+            with (
+                adbc_driver_postgresql.dbapi.connect(self.get_connection_url()) as connection,
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(query)
+                reader = cursor.fetch_record_batch()
+                normalise = normaliser(reader.schema, self.columns)
+                for batch in reader:
+                    batch = normalise(batch)
+                    for start in range(0, batch.num_rows, self.chunk_size):
+                        yield batch.slice(start, self.chunk_size)  # zero-copy
+        except adbc_driver_manager.Error as exc:
+            raise ReadError(str(exc).strip()) from None
+
+
+register_table_loader_backend("adbc", AdbcTableLoader)
