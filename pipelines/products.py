@@ -36,11 +36,13 @@ def run(
 ) -> RunReport:
     """Load rows changed since the last run (merge); settings come from ``[sources.products]``.
 
-    ``full_refresh`` forgets the incremental cursor and reloads every live row with ``replace``
-    (straight into the table, no merge; tables are truncated, not dropped, so Snowflake grants
-    survive); the next run merges again. ``start_date`` re-reads rows
-    changed on or after that date (UTC) up to now and merges them; on its own it leaves the daily
-    cursor where it was, with ``full_refresh`` it is where the reload starts.
+    ``full_refresh`` forgets the incremental cursor (dlt resets a resource's state on ``replace``)
+    and reloads every live row with ``replace``: into the staging schema, then swapped in one
+    transaction, so readers never see an empty table and a failed load keeps the last good rows;
+    the table is not dropped, so Snowflake grants survive. The next run merges again.
+    ``start_date`` re-reads rows changed on or after that date (UTC) up to now and merges them; on
+    its own it leaves the daily cursor where it was, with ``full_refresh`` it is where the reload
+    starts.
     """
     options: dict[str, Any] = {"write_disposition": "replace"} if full_refresh else {}
     if start_date is not None:
@@ -48,8 +50,7 @@ def run(
         options["initial_value"] = start
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
-    extract: dict[str, Any] = {"refresh": "drop_data"} if full_refresh else {}
-    return run_pipeline(create_pipeline(), lambda: products_source(**options), retrying=retrying, **extract)
+    return run_pipeline(create_pipeline(), lambda: products_source(**options), retrying=retrying)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The products pipeline end to end: a real PostgreSQL -> dlt (ConnectorX) -> DuckDB, queried back."""
+"""The products pipeline end to end: a real PostgreSQL -> dlt (ADBC) -> DuckDB, queried back."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from tests.fixtures.faults import Faults
 from tests.fixtures.postgres import ProductsDb
 from tests.fixtures.warehouse import Warehouse
 
@@ -177,6 +178,21 @@ def test_full_refresh_reloads_everything_and_restarts_the_cursor(
     assert rows(warehouse) == list(range(2, 21))
     products_db.execute("update products set updated_at = now() where id = 2")
     assert products.run().rows_by_table == {"products": 1}
+
+
+def test_a_full_refresh_that_fails_to_load_keeps_the_last_good_rows(
+    products_db: ProductsDb, warehouse: Warehouse, faults: Faults
+) -> None:
+    products.run()
+    products_db.execute("delete from products where id > 10")
+    faults.fail_duckdb_copies(times=100)  # every file fails: the load step fails after it started
+    with pytest.raises(PipelineStepFailed) as failed:
+        products.run(full_refresh=True)
+    assert failed.value.step == "load"
+    assert rows(warehouse) == list(range(1, 21))  # not truncated: the reload went to staging only
+    faults.remaining["duckdb_copy"] = 0
+    products.run(full_refresh=True)
+    assert rows(warehouse) == list(range(1, 11))
 
 
 def test_tables_with_their_own_keys_and_cursors(
