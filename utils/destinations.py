@@ -13,12 +13,15 @@ way schemas sit side by side in the Snowflake ``RAW`` database.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 DestinationName = Literal["snowflake", "duckdb", "filesystem"]
 
@@ -27,6 +30,10 @@ SUPPORTED_DESTINATIONS: Final[tuple[DestinationName, ...]] = ("snowflake", "duck
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LOCAL_WAREHOUSE: Final = REPO_ROOT / "_warehouse" / "local.duckdb"
 """Default DuckDB file when ``DESTINATION__DUCKDB__CREDENTIALS`` is not configured (git-ignored)."""
+DUCKDB_SESSION: Final[dict[str, Any]] = {"preserve_insertion_order": False}
+"""Settings for every DuckDB session dlt opens. Row order inside a table means nothing to a warehouse,
+and not keeping it lets DuckDB write an INSERT in parallel (a 1M-row parquet load about a third
+faster; benchmarks/products.py)."""
 
 
 SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
@@ -89,7 +96,10 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
         # As on Snowflake: replace loads into the staging schema and swaps rows in one transaction, so a
         # run killed mid-load leaves the last good table rather than an empty one (dlt's DuckDB default,
         # truncate-and-insert, empties the table before loading; docs/reliability.md).
-        return dlt.destinations.duckdb(credentials=duckdb_path(), replace_strategy="insert-from-staging")
+        return dlt.destinations.duckdb(
+            credentials=DuckDbCredentials(duckdb_path(), local_config=DUCKDB_SESSION),
+            replace_strategy="insert-from-staging",
+        )
     if name == "snowflake":
         return dlt.destinations.snowflake(**snowflake_options(options if production == "snowflake" else {}))
     return dlt.destinations.filesystem(**(options if production == "filesystem" else {}))
@@ -103,3 +113,31 @@ def snowflake_options(options: dict[str, Any]) -> dict[str, Any]:
         if dlt.config.get(f"destination.snowflake.{name}") is None
     }
     return {**defaults, **options}
+
+
+@contextlib.contextmanager
+def held_open(destination: Destination[Any, Any] | None) -> Iterator[None]:
+    """Keep a local DuckDB database open for the ``with`` block (no-op for other destinations).
+
+    dlt opens and closes DuckDB per job; each time the last connection closes, DuckDB checkpoints
+    the whole file, including the staging rows the next job is about to copy and then truncate (for
+    a 1M-row replace about 0.45 s of a 2 s load). Holding one connection with dlt's own settings
+    makes dlt's connections share this database instance, so DuckDB checkpoints once, at the end,
+    after staging has been emptied. Durability is unchanged: every statement still commits.
+    """
+    credentials = destination.config_params.get("credentials") if destination else None
+    path = credentials.database if isinstance(credentials, DuckDbCredentials) else credentials
+    if destination is None or destination.destination_name != "duckdb" or not isinstance(path, str):
+        yield
+        return
+    import duckdb
+
+    try:
+        connection = duckdb.connect(path)  # same (default) config as dlt's: shares the instance
+    except duckdb.Error:  # e.g. held elsewhere with other settings: dlt reports it if it matters
+        yield
+        return
+    try:
+        yield
+    finally:
+        connection.close()

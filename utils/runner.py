@@ -33,6 +33,8 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from utils.destinations import held_open
+
 logger = logging.getLogger("data_pipelines.runner")
 
 Step = Literal["sync", "extract", "normalize", "load"]
@@ -279,7 +281,7 @@ def _normalize_and_load(pipeline: dlt.Pipeline, report: RunReport) -> None:
     with _timed(report, "normalize"):
         normalize_info = pipeline.normalize()
     _add_row_counts(report, normalize_info)
-    with _timed(report, "load"):
+    with _timed(report, "load"), held_open(pipeline.destination):
         load_info = pipeline.load()
     _add_load_info(report, load_info)
 

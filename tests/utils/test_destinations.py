@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import dlt
+import duckdb
 import pytest
 
 from utils import destinations
@@ -49,3 +53,32 @@ def test_snowflake_gets_production_defaults_unless_configured(monkeypatch: pytes
     assert "keep_staged_files" not in destinations.get_destination("snowflake").config_params
     pipeline_choice = destinations.get_destination("snowflake", replace_strategy="staging-optimized")
     assert pipeline_choice.config_params["replace_strategy"] == "staging-optimized"
+
+
+def test_held_open_defers_duckdb_checkpoints_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While held, closing dlt's connections does not checkpoint (the WAL stays); leaving the block does."""
+    path = tmp_path / "held.duckdb"
+    wal = tmp_path / "held.duckdb.wal"
+    monkeypatch.setenv("DLT__DESTINATION", "duckdb")
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(path))
+    pipeline = dlt.pipeline(
+        "held_open", destination=destinations.get_destination(), pipelines_dir=str(tmp_path)
+    )
+    with destinations.held_open(pipeline.destination):
+        pipeline.run([{"n": n} for n in range(1000)], table_name="t")
+        assert wal.exists() and wal.stat().st_size > 0
+        with pipeline.sql_client() as client:
+            assert client.execute_sql("select current_setting('preserve_insertion_order')") == [(False,)]
+    assert not wal.exists() or wal.stat().st_size == 0
+    with duckdb.connect(str(path), read_only=True) as check:
+        assert check.execute("select count(*) from held_open_dataset.t").fetchone() == (1000,)
+
+
+def test_held_open_does_nothing_for_other_destinations(tmp_path: Path) -> None:
+    with destinations.held_open(dlt.destinations.filesystem(bucket_url=str(tmp_path))):
+        pass
+    with destinations.held_open(None):
+        pass
+    assert list(tmp_path.iterdir()) == []
