@@ -71,7 +71,7 @@ def test_ci_runs_lint_types_and_the_readme_test_command() -> None:
     test_command = "uv run pytest"
     assert re.search(rf"^{test_command}\b", readme, re.MULTILINE), "the README's test command changed"
     expected = [
-        "uv sync --frozen",
+        "uv sync --frozen --compile-bytecode",
         "uv run ruff check .",
         "uv run ruff format --check .",
         "uv run mypy",
@@ -127,4 +127,4 @@ def test_deploy_job_uses_oidc_secrets_and_prefect_deploy_all() -> None:
     assert env_placeholders() <= set(env), "every {{ $NAME }} in prefect.yaml is set by the deploy job"
     assert action(job, "actions/checkout")["with"]["ref"] == "${{ inputs.commit }}"
     assert "uv run prefect --no-prompt deploy --all" in runs(job)
-    assert "uv sync --frozen" in runs(job)
+    assert "uv sync --frozen --compile-bytecode" in runs(job)
