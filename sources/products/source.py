@@ -93,8 +93,8 @@ def products_source(
         chunk_size: most rows per Arrow batch.
         initial_value, end_value: cursor range for this run (the pipeline's ``--start-date``).
         write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
-            loads straight into the table instead of merging through a staging table, and then
-            leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
+            swaps in the whole table (through staging, in one transaction) instead of merging, and
+            then leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
     """
     if write_disposition not in ("merge", "replace"):
         raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")

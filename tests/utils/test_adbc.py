@@ -29,7 +29,7 @@ def _read(uri: str, table: str, chunk_size: int = 100_000) -> list[pa.RecordBatc
     resource = sql_table(
         credentials=uri,
         table=table,
-        backend="adbc",
+        backend="adbc",  # type: ignore[arg-type]  # registered at run time by utils.adbc
         chunk_size=chunk_size,
         reflection_level="full_with_precision",
         table_loader_class=AdbcTableLoader,
@@ -74,6 +74,6 @@ def test_driver_errors_become_read_errors(postgres: str) -> None:
 
 
 def test_uuid_fallback_formats_binary_uuids() -> None:
-    values = [uuid.uuid4().bytes, None]
-    text = uuid_to_text(pa.array(values, type=pa.binary(16)))
-    assert text.to_pylist() == [str(uuid.UUID(bytes=values[0])), None]  # type: ignore[arg-type]
+    value = uuid.uuid4()
+    text = uuid_to_text(pa.array([value.bytes, None], type=pa.binary(16)))
+    assert text.to_pylist() == [str(value), None]
