@@ -33,8 +33,8 @@ LOCAL_WAREHOUSE: Final = REPO_ROOT / "_warehouse" / "local.duckdb"
 DUCKDB_SESSION: Final[dict[str, Any]] = {"preserve_insertion_order": False}
 """Settings for every DuckDB session dlt opens. Row order inside a table means nothing to a warehouse,
 and not keeping it lets DuckDB write an INSERT in parallel. The rows it writes that way cost a
-checkpoint later, so the gain needs :func:`held_open` too: together a 1M-row replace loads in about
-1.5 s instead of 2.0 s (benchmarks/products.py)."""
+checkpoint later, so the gain needs :func:`held_open` too: together a 1M-row replace loads in 1.5-1.6 s
+instead of about 2.0 s (benchmarks/products.py)."""
 
 
 SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
