@@ -28,12 +28,10 @@ def create_pipeline() -> dlt.Pipeline:
     )
 
 
-def run(
-    *, provider: str | None = None, include_legacy: bool | None = None, retrying: bool = False
-) -> RunReport:
+def run(*, provider: str | None = None, include_legacy: bool | None = None) -> RunReport:
     """Load the currency list; arguments left as ``None`` come from ``[sources.currencies]`` config."""
     options = explicit(provider=provider, include_legacy=include_legacy)
-    return run_pipeline(create_pipeline(), lambda: currencies_source(**options), retrying=retrying)
+    return run_pipeline(create_pipeline(), lambda: currencies_source(**options))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,6 @@ def run(
     backfill: bool = False,
     start_date: str | dt.date | None = None,
     end_date: str | dt.date | None = None,
-    retrying: bool = False,
 ) -> RunReport:
     """Load the latest rates (dates after the last loaded one), or backfill ``start_date``..``end_date``.
 
@@ -58,7 +57,7 @@ def run(
         start_date=str(start_date) if start_date else None,
         end_date=str(end_date) if end_date else None,
     )
-    return run_pipeline(create_pipeline(), lambda: exchange_rates_source(**options), retrying=retrying)
+    return run_pipeline(create_pipeline(), lambda: exchange_rates_source(**options))
 
 
 def main(argv: list[str] | None = None) -> int:

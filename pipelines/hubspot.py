@@ -29,9 +29,7 @@ def create_pipeline() -> dlt.Pipeline:
     )
 
 
-def run(
-    *, full_refresh: bool = False, objects: Sequence[str] | None = None, retrying: bool = False
-) -> RunReport:
+def run(*, full_refresh: bool = False, objects: Sequence[str] | None = None) -> RunReport:
     """Load the changes since the last successful load (everything on the first run).
 
     ``full_refresh`` drops the selected objects' tables and cursors first and lists every record
@@ -43,7 +41,7 @@ def run(
         return hubspot_source(**options)
 
     refresh = "drop_resources" if full_refresh else None
-    return run_pipeline(create_pipeline(), source, retrying=retrying, refresh=refresh)
+    return run_pipeline(create_pipeline(), source, refresh=refresh)
 
 
 def main(argv: list[str] | None = None) -> int:

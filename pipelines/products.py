@@ -31,9 +31,7 @@ def create_pipeline() -> dlt.Pipeline:
     )
 
 
-def run(
-    *, full_refresh: bool = False, start_date: dt.date | str | None = None, retrying: bool = False
-) -> RunReport:
+def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) -> RunReport:
     """Load rows changed since the last run (merge); settings come from ``[sources.products]``.
 
     ``full_refresh`` forgets the incremental cursor (dlt resets a resource's state on ``replace``)
@@ -50,7 +48,7 @@ def run(
         options["initial_value"] = start
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
-    return run_pipeline(create_pipeline(), lambda: products_source(**options), retrying=retrying)
+    return run_pipeline(create_pipeline(), lambda: products_source(**options))
 
 
 def main(argv: list[str] | None = None) -> int:

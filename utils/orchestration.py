@@ -15,9 +15,10 @@ inside the task, so importing a flow stays cheap). Everything operational happen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeVar
 
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -29,7 +30,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
 from utils.alerts import alert_on_failure
-from utils.runner import START_HOOKS, PipelineBusyError, RunReport, failed_report
+from utils.runner import PipelineBusyError, RunReport, attempt, failed_report
 
 RETRIES: Final = 3
 RETRY_DELAYS: Final[list[float]] = [10, 30, 90]
@@ -80,18 +81,17 @@ def lock_name(pipeline_name: str) -> str:
 def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     """Run a pipeline's ``run(**params)`` inside a task, alone, and publish its report.
 
-    The pipeline name is taken from ``run``'s module (``pipelines.<name>``). On a retry of the same
-    task (``run_count > 1``) the pipeline finishes the load packages the failed attempt left behind
-    instead of reading the source again (see ``utils/runner.py``).
+    The pipeline name is taken from ``run``'s module (``pipelines.<name>``). Every attempt of the task
+    is one run to the runner (the task run's id is the :func:`utils.runner.attempt` key), so a retry
+    finishes the load packages the failed attempt left behind instead of reading the source again.
     """
     logger = get_run_logger()
     pipeline_name = run.__module__.rsplit(".", 1)[-1]
-    retrying = (task_run.run_count or 1) > 1
-    if retrying:
+    if (task_run.run_count or 1) > 1:
         logger.warning("attempt %s: resuming pending load packages if there are any", task_run.run_count)
-    with single_flight(pipeline_name):
+    with single_flight(pipeline_name), attempt(str(task_run.id), on_start=route_logs_to_prefect):
         try:
-            report = run(retrying=retrying, **params)
+            report = run(**params)
         except PipelineStepFailed as exc:
             failed = failed_report(exc)
             if failed is not None:
@@ -104,28 +104,23 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     return report.as_dict()
 
 
-class single_flight:
+@contextlib.contextmanager
+def single_flight(pipeline_name: str) -> Iterator[None]:
     """Hold the pipeline's one-slot global concurrency limit, creating it on first use."""
-
-    def __init__(self, pipeline_name: str) -> None:
-        self.name = lock_name(pipeline_name)
-        self.pipeline_name = pipeline_name
-        self._slot: Any = None
-
-    def __enter__(self) -> None:
-        with get_client(sync_client=True) as client:
-            client.upsert_global_concurrency_limit_by_name(self.name, 1)
-        self._slot = concurrency(self.name, occupy=1, timeout_seconds=LOCK_TIMEOUT_SECONDS, strict=True)
+    name = lock_name(pipeline_name)
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, 1)
+    with contextlib.ExitStack() as stack:
         try:
-            self._slot.__enter__()
+            stack.enter_context(
+                concurrency(name, occupy=1, timeout_seconds=LOCK_TIMEOUT_SECONDS, strict=True)
+            )
         except TimeoutError:
             raise PipelineBusyError(
-                f"pipeline {self.pipeline_name} is already running (concurrency limit {self.name!r} "
-                f"stayed busy for {LOCK_TIMEOUT_SECONDS:.0f} s); this run did not start and changed nothing"
+                f"pipeline {pipeline_name} is already running (concurrency limit {name!r} stayed busy "
+                f"for {LOCK_TIMEOUT_SECONDS:.0f} s); this run did not start and changed nothing"
             ) from None
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._slot.__exit__(*exc_info)
+        yield
 
 
 def publish_report(report: RunReport) -> None:
@@ -140,7 +135,7 @@ def route_logs_to_prefect(*_: Any) -> None:
     """Send dlt's and our loggers to the Prefect run log, as PREFECT_LOGGING_EXTRA_LOGGERS would.
 
     Prefect reads that setting only when it is first imported, and dlt replaces its logger's handlers
-    whenever its runtime settings change, so this runs again before every pipeline run.
+    whenever its runtime settings change, so the runner calls this once dlt has set up each pipeline.
     """
     handlers = logging.getLogger("prefect.extra").handlers
     for name in EXTRA_LOGGERS:
@@ -151,7 +146,3 @@ def route_logs_to_prefect(*_: Any) -> None:
     ours = logging.getLogger("data_pipelines")  # dlt's own level follows [runtime] log_level
     if ours.level == logging.NOTSET:
         ours.setLevel(logging.INFO)
-
-
-route_logs_to_prefect()
-START_HOOKS.append(route_logs_to_prefect)

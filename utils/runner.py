@@ -1,20 +1,24 @@
 """The single place that runs a dlt pipeline: resumable steps, run reports and logging.
 
-Every ``pipelines/<name>.py`` calls :func:`run_pipeline`; every flow reaches it through its pipeline's
-``run()``. It runs dlt's three steps one by one so that it can:
+Every ``pipelines/<name>.py`` calls :func:`run_pipeline`. It runs dlt's steps one by one so that it can:
 
 - **resume rather than restart**: load packages left pending by a failed normalise or load step are
-  finished first; a retry (``retrying=True``) that finds such packages finishes them *without* reading
-  the source again, so append never duplicates and merge/replace converge;
-- **report**: rows per table, load ids, duration per step, destination, dataset and schema changes,
-  plus the failing step and error, as a :class:`RunReport` that flows publish and CLIs print.
+  finished first. Within one orchestrated run (the same :func:`attempt` key, which Prefect's retries of
+  one task share) the source is then *not* read again: the retry finishes what the failed attempt
+  extracted, so append never duplicates and merge/replace converge. A new run (a later schedule, a CLI
+  call) finishes the leftovers and then extracts as usual. Pipelines know nothing of this;
+- **report**: rows per table, load ids and duration per step, taken from dlt's own trace
+  (``pipeline.last_trace``), plus new tables and columns and the failing step and error, as a
+  :class:`RunReport` that flows publish and CLIs print.
 
-No Prefect here: orchestration lives in ``utils/orchestration.py``.
+No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches the runner only through
+:func:`attempt`. Destination-specific tuning lives in ``utils/destinations.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import fcntl
 import logging
@@ -23,13 +27,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import dlt
-from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import LoadInfo, NormalizeInfo
-from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -38,12 +42,6 @@ from utils.destinations import held_open
 logger = logging.getLogger("data_pipelines.runner")
 
 Step = Literal["sync", "extract", "normalize", "load"]
-LOADER_FILE_FORMAT: TLoaderFileFormat = "parquet"
-"""Parquet for every destination: typed, compressed, what Snowflake's COPY and Snowpipe ingest fastest,
-and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten times slower).
-A resource that sets its own ``file_format`` hint keeps it: parquet carries ``json`` columns as text,
-which Snowflake stores as a VARIANT *string*, so resources whose JSON must be queryable as VARIANT
-paths declare ``file_format="jsonl"`` (README, "Snowflake")."""
 
 
 @dataclass
@@ -71,22 +69,7 @@ class RunReport:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly copy, used as the flow task's result."""
-        return {
-            "pipeline_name": self.pipeline_name,
-            "destination": self.destination,
-            "dataset_name": self.dataset_name,
-            "status": self.status,
-            "rows_by_table": dict(self.rows_by_table),
-            "total_rows": self.total_rows,
-            "load_ids": list(self.load_ids),
-            "resumed_load_ids": list(self.resumed_load_ids),
-            "step_seconds": dict(self.step_seconds),
-            "new_tables": list(self.new_tables),
-            "new_columns": {k: list(v) for k, v in self.new_columns.items()},
-            "extracted": self.extracted,
-            "failed_step": self.failed_step,
-            "error": self.error,
-        }
+        return {**dataclasses.asdict(self), "total_rows": self.total_rows}
 
     def to_markdown(self) -> str:
         """A short markdown summary: the Prefect run artefact and the CLI's output."""
@@ -117,9 +100,29 @@ class RunReport:
 
 
 SourceFactory = Callable[[], DltSource | Any]
-START_HOOKS: list[Callable[[dlt.Pipeline], None]] = []
-"""Called with the pipeline before each run (after dlt has set up its runtime and logger);
-the orchestration layer uses it to route dlt's logs into the Prefect run log."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who is running the pipeline: set by the orchestrator with :func:`attempt`, read by the runner."""
+
+    key: str | None = None
+    """Shared by every attempt of one run; ``None`` (a CLI call) makes every call a new run."""
+    on_start: Callable[[dlt.Pipeline], None] | None = None
+    """Called with the pipeline once dlt has set up its runtime (and its loggers), before any step."""
+
+
+_ATTEMPT: ContextVar[Attempt | None] = ContextVar("data_pipelines_attempt", default=None)
+
+
+@contextmanager
+def attempt(key: str, *, on_start: Callable[[dlt.Pipeline], None] | None = None) -> Iterator[None]:
+    """Run the ``with`` block as one attempt of the run ``key`` (see the module docstring)."""
+    token = _ATTEMPT.set(Attempt(key, on_start))
+    try:
+        yield
+    finally:
+        _ATTEMPT.reset(token)
 
 
 class PipelineBusyError(RuntimeError):
@@ -157,22 +160,14 @@ def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_pipeline(
-    pipeline: dlt.Pipeline,
-    source_factory: SourceFactory,
-    *,
-    retrying: bool = False,
-    loader_file_format: TLoaderFileFormat = LOADER_FILE_FORMAT,
-    **extract_kwargs: Any,
-) -> RunReport:
+def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extract_kwargs: Any) -> RunReport:
     """Extract, normalise and load ``source_factory()`` with ``pipeline``, returning a report.
 
-    Load packages a failed earlier run left behind are normalised and loaded first. When ``retrying``
-    is true and such packages exist, the source is not read again: the retry finishes what the failed
-    attempt extracted. ``extract_kwargs`` go to ``pipeline.extract`` (``write_disposition``, ``refresh``).
-    Without pending packages, state and schemas are first synced from the destination when it holds
-    a newer state than the local pipeline folder (as dlt's own ``run()`` does): an ephemeral worker
-    then carries on from what was loaded instead of starting over.
+    Load packages a failed earlier run left behind are normalised and loaded first; see the module
+    docstring for when the source is then read again. ``extract_kwargs`` go to ``pipeline.extract``
+    (``write_disposition``, ``refresh``). Without pending packages, state and schemas are first synced
+    from the destination when it holds a newer state than the local pipeline folder (as dlt's own
+    ``run()`` does): an ephemeral worker then carries on from what was loaded instead of starting over.
     Raises dlt's ``PipelineStepFailed`` (with the report attached as ``run_report``) on failure.
     """
     report = RunReport(
@@ -180,60 +175,70 @@ def run_pipeline(
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
         dataset_name=pipeline.dataset_name,
     )
-    for hook in START_HOOKS:
-        hook(pipeline)
+    current = _ATTEMPT.get() or Attempt()
+    if current.on_start is not None:
+        current.on_start(pipeline)
     with pipeline_lock(pipeline):
-        return _run_steps(pipeline, source_factory, report, retrying, loader_file_format, extract_kwargs)
+        started = dt.datetime.now(dt.UTC)
+        before = _schema_snapshot(pipeline)
+        try:
+            _run_steps(pipeline, source_factory, report, current.key, extract_kwargs)
+        except PipelineStepFailed as exc:
+            _report_failure(report, exc)
+            raise
+        finally:
+            _add_trace(report, pipeline, started)
+            _add_schema_changes(report, before, _schema_snapshot(pipeline))
+    logger.info("%s", report.to_markdown())
+    return report
 
 
 def _run_steps(
     pipeline: dlt.Pipeline,
     source_factory: SourceFactory,
     report: RunReport,
-    retrying: bool,
-    loader_file_format: TLoaderFileFormat,
+    run_key: str | None,
     extract_kwargs: dict[str, Any],
-) -> RunReport:
+) -> None:
     if pipeline.config.restore_from_destination and not pipeline.dev_mode and not pipeline.has_pending_data:
         # As dlt's own run() does: on a fresh worker, state and schemas come back from the destination.
         # Not with pending packages: those are the newest truth, and dlt's sync would wipe them when
-        # the first load never reached the destination.
+        # the first load never reached the destination. dlt does not trace this step, so it is timed here.
+        synced = time.perf_counter()
         try:
-            with _timed(report, "sync"):
-                pipeline.sync_destination()
-        except PipelineStepFailed as exc:  # e.g. the destination refused the credentials
-            _report_failure(report, exc)
-            raise
-    before = _schema_snapshot(pipeline)
+            pipeline.sync_destination()
+        finally:
+            report.step_seconds["sync"] = time.perf_counter() - synced
+    marker = Path(pipeline.working_dir) / "extracted_by_run"
+    if pipeline.has_pending_data:
+        report.resumed_load_ids = [
+            *pipeline.list_extracted_load_packages(),
+            *pipeline.list_normalized_load_packages(),
+        ]
+        logger.warning(
+            "%s: finishing %d pending load package(s) first",
+            report.pipeline_name,
+            len(report.resumed_load_ids),
+        )
+        _normalize_and_load(pipeline)
+        if run_key is not None and marker.is_file() and marker.read_text() == run_key:
+            return  # a retry of the run that extracted them: never read the source twice
     try:
-        if pipeline.has_pending_data:
-            pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-            logger.warning(
-                "%s: finishing %d pending load package(s) first", report.pipeline_name, len(pending)
-            )
-            report.resumed_load_ids = list(pending)
-            _normalize_and_load(pipeline, report)
-            if retrying:
-                _add_schema_changes(report, before, _schema_snapshot(pipeline))
-                return report
-        with _timed(report, "extract"):
-            try:
-                data = source_factory()
-            except Exception as exc:  # missing config, bad options: report it like any extract failure
-                raise PipelineStepFailed(pipeline, "extract", None, exc, None) from exc  # type: ignore[arg-type]
-            if _default_file_format(data, loader_file_format):
-                pipeline.extract(data, **extract_kwargs)
-            else:
-                pipeline.extract(data, loader_file_format=loader_file_format, **extract_kwargs)
-        report.extracted = True
-        _normalize_and_load(pipeline, report)
-    except PipelineStepFailed as exc:
-        _add_schema_changes(report, before, _schema_snapshot(pipeline))
-        _report_failure(report, exc)
-        raise
-    _add_schema_changes(report, before, _schema_snapshot(pipeline))
-    logger.info("%s", report.to_markdown())
-    return report
+        data = source_factory()
+    except Exception as exc:  # missing config, bad options: report it like any extract failure
+        raise PipelineStepFailed(pipeline, "extract", None, exc, None) from exc  # type: ignore[arg-type]
+    if run_key is not None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(run_key)
+    pipeline.extract(data, **extract_kwargs)
+    report.extracted = True
+    _normalize_and_load(pipeline)
+
+
+def _normalize_and_load(pipeline: dlt.Pipeline) -> None:
+    pipeline.normalize()
+    with held_open(pipeline.destination):
+        pipeline.load()
 
 
 def describe_error(error: BaseException) -> str:
@@ -260,42 +265,27 @@ def _report_failure(report: RunReport, exc: PipelineStepFailed) -> None:
     logger.error("%s failed at %s: %s", report.pipeline_name, exc.step, report.error)
 
 
-def _default_file_format(data: Any, file_format: TLoaderFileFormat) -> bool:
-    """Give each resource in ``data`` without its own ``file_format`` hint ``file_format``.
+def _add_trace(report: RunReport, pipeline: dlt.Pipeline, since: dt.datetime) -> None:
+    """Step durations, row counts and load ids of this run, from the steps dlt traced since ``since``.
 
-    Returns False when ``data`` is not a dlt source or resource (plain data takes the format as is).
+    dlt merges separate ``extract``/``normalize``/``load`` calls into ``last_trace``, keeping earlier
+    runs' steps too, hence the time filter.
     """
-    if isinstance(data, DltSource):
-        resources: list[DltResource] = list(data.selected_resources.values())
-    elif isinstance(data, DltResource):
-        resources = [data]
-    else:
-        return False
-    for resource in resources:
-        if not (resource._hints or {}).get("file_format"):
-            resource.apply_hints(file_format=file_format)
-    return True
-
-
-def _normalize_and_load(pipeline: dlt.Pipeline, report: RunReport) -> None:
-    with _timed(report, "normalize"):
-        normalize_info = pipeline.normalize()
-    _add_row_counts(report, normalize_info)
-    with _timed(report, "load"), held_open(pipeline.destination):
-        load_info = pipeline.load()
-    _add_load_info(report, load_info)
-
-
-def _add_row_counts(report: RunReport, info: NormalizeInfo) -> None:
-    for table, rows in info.row_counts.items():
-        if not table.startswith("_dlt"):
-            report.rows_by_table[table] = report.rows_by_table.get(table, 0) + rows
-
-
-def _add_load_info(report: RunReport, info: LoadInfo) -> None:
-    for package in info.load_packages:
-        if package.load_id not in report.load_ids:
-            report.load_ids.append(package.load_id)
+    trace = pipeline.last_trace
+    for step in trace.steps if trace else []:
+        if step.started_at < since:
+            continue
+        if step.finished_at is not None:
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            report.step_seconds[step.step] = report.step_seconds.get(step.step, 0.0) + seconds
+        if isinstance(step.step_info, NormalizeInfo):
+            for table, rows in step.step_info.row_counts.items():
+                if not table.startswith("_dlt"):
+                    report.rows_by_table[table] = report.rows_by_table.get(table, 0) + rows
+        elif isinstance(step.step_info, LoadInfo):
+            report.load_ids += [
+                p.load_id for p in step.step_info.load_packages if p.load_id not in report.load_ids
+            ]
 
 
 def _schema_snapshot(pipeline: dlt.Pipeline) -> dict[str, set[str]]:
@@ -313,15 +303,6 @@ def _add_schema_changes(report: RunReport, before: dict[str, set[str]], after: d
             report.new_tables.append(table)
         elif added := sorted(columns - before[table]):
             report.new_columns[table] = added
-
-
-@contextmanager
-def _timed(report: RunReport, step: Step) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        report.step_seconds[step] = report.step_seconds.get(step, 0.0) + time.perf_counter() - started
 
 
 def failed_report(exc: BaseException) -> RunReport | None:

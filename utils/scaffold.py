@@ -699,9 +699,9 @@ def create_pipeline() -> dlt.Pipeline:
     )
 
 
-def run(*, retrying: bool = False) -> RunReport:
+def run() -> RunReport:
     """Load; settings come from ``[sources.@name@]`` (config and secrets)."""
-    return run_pipeline(create_pipeline(), lambda: @name@_source(), retrying=retrying)
+    return run_pipeline(create_pipeline(), lambda: @name@_source())
 
 
 def main(argv: list[str] | None = None) -> int:

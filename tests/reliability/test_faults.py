@@ -26,6 +26,7 @@ from tests.reliability.scenarios import (
     snapshot,
     stored_state,
 )
+from utils.runner import attempt
 
 pytestmark = pytest.mark.reliability
 
@@ -61,14 +62,15 @@ def test_a_failed_step_then_the_retry_leaves_exactly_the_source_data(
     else:
         getattr(faults, f"fail_{step}")()
 
-    with pytest.raises(PipelineStepFailed) as exc:
+    with attempt("run-1"), pytest.raises(PipelineStepFailed) as exc:
         scenario.run(**scenario.second_run)
     assert exc.value.step == step
     assert_failed_run_changed_nothing(scenario, warehouse, source, before, loads)
     assert scenario.module.create_pipeline().has_pending_data is (step != "extract")
 
     source.reset()  # the outage is over
-    report = scenario.run(**scenario.second_run, retrying=True)
+    with attempt("run-1"):  # the orchestrator's retry of the same run
+        report = scenario.run(**scenario.second_run)
     if step != "extract":
         assert report.extracted is False and source.requests == [], (
             "the retry finished the pending package instead of reading the source again"

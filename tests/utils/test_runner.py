@@ -16,7 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from tests.fixtures.faults import Faults
 from tests.fixtures.warehouse import Warehouse
 from utils.destinations import get_destination
-from utils.runner import PipelineBusyError, pipeline_lock, run_pipeline
+from utils.runner import PipelineBusyError, attempt, pipeline_lock, run_pipeline
 
 
 class CountingSource:
@@ -56,13 +56,14 @@ def test_retry_after_a_late_failure_resumes_without_reading_the_source(
 ) -> None:
     source = CountingSource(disposition)
     getattr(faults, f"fail_{step}")()
-    with pytest.raises(PipelineStepFailed) as exc:
+    with attempt("run-1"), pytest.raises(PipelineStepFailed) as exc:
         run_pipeline(make_pipeline(), source)
     assert exc.value.step == step
     assert exc.value.run_report.failed_step == step  # type: ignore[attr-defined]
     assert make_pipeline().has_pending_data
 
-    report = run_pipeline(make_pipeline(), source, retrying=True)
+    with attempt("run-1"):  # the orchestrator's retry of the same run
+        report = run_pipeline(make_pipeline(), source)
     assert source.reads == 1, "the retry finished the pending package instead of re-reading"
     assert report.extracted is False and len(report.resumed_load_ids) == 1
     assert report.rows_by_table == ({"items": 10} if step == "normalize" else {})
@@ -89,22 +90,31 @@ def test_retry_after_an_extract_failure_reads_again_and_loads_once(
             return broken
         return source()
 
-    with pytest.raises(PipelineStepFailed) as exc:
+    with attempt("run-1"), pytest.raises(PipelineStepFailed) as exc:
         run_pipeline(make_pipeline(), flaky)
     assert exc.value.step == "extract"
     assert not make_pipeline().has_pending_data, "a failed extract leaves nothing half-done behind"
-    run_pipeline(make_pipeline(), flaky, retrying=True)
+    with attempt("run-1"):
+        run_pipeline(make_pipeline(), flaky)
     assert source.reads == 1
     assert count(warehouse) == 10
 
 
-def test_a_new_run_finishes_leftovers_then_extracts(warehouse: Warehouse, faults: Faults) -> None:
+@pytest.mark.parametrize("next_run", [None, "run-2"], ids=["cli", "next-scheduled-run"])
+def test_a_new_run_finishes_leftovers_then_extracts(
+    warehouse: Warehouse, faults: Faults, next_run: str | None
+) -> None:
     source = CountingSource("append", rows=3)
     faults.fail_load()
-    with pytest.raises(PipelineStepFailed):
+    with attempt("run-1"), pytest.raises(PipelineStepFailed):
         run_pipeline(make_pipeline(), source)
-    report = run_pipeline(make_pipeline(), source)  # not a retry: a later scheduled run
+    if next_run is None:
+        report = run_pipeline(make_pipeline(), source)  # a CLI call: every call is a new run
+    else:
+        with attempt(next_run):
+            report = run_pipeline(make_pipeline(), source)
     assert source.reads == 2 and report.extracted and len(report.load_ids) == 2
+    assert len(report.resumed_load_ids) == 1
     assert count(warehouse) == 6, "append: the leftover package and the new one, each once"
 
 
