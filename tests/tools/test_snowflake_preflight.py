@@ -24,13 +24,18 @@ from tools.snowflake_preflight import SCRATCH_PREFIX, main, preflight
 pytestmark = pytest.mark.snowflake
 
 
+def configured(name: str) -> str:
+    """The fixture's credential setting ``name`` (``USERNAME``, ``ROLE``, ``WAREHOUSE``)."""
+    return os.environ[CREDENTIALS_ENV + name]
+
+
 @pytest.fixture
 def identity(snowflake: Snowflake) -> Iterator[None]:
     """The emulator answers with the fixture's user, role and warehouse, as Snowflake would."""
     if snowflake.mode != "emulator":
         yield
         return
-    undo = patches.session_identity("LOADER", "LOADER", "LOADING")
+    undo = patches.session_identity(configured("USERNAME"), configured("ROLE"), configured("WAREHOUSE"))
     yield
     undo()
 
@@ -67,8 +72,9 @@ def test_ready_with_the_fixture_credentials(snowflake: Snowflake, identity: None
 
     assert code == 0, output
     assert output.splitlines()[-1] == "ready"
-    assert "  user       LOADER" in output and "  role       LOADER" in output
-    assert "  warehouse  LOADING" in output and f"  database   {snowflake.database}" in output
+    assert configured("USERNAME") == "SVC_DLT" and configured("ROLE") == "SVC_DLT_ROLE"  # setup.sql's names
+    assert "  user       SVC_DLT\n" in output and "  role       SVC_DLT_ROLE\n" in output
+    assert "  warehouse  LOADING\n" in output and f"  database   {snowflake.database}" in output
     for step in ("create its staging schema", "PUT a parquet file", "COPY it into the table",
                  "merge from staging", "replace from staging", "the loaded rows are all there"):  # fmt: skip
         assert f"ok    {step}" in output
@@ -93,7 +99,7 @@ def test_cli_exit_code_and_output(snowflake: Snowflake, identity: None) -> None:
 
 def test_warehouse_the_role_may_not_use(snowflake: Snowflake) -> None:
     """Snowflake leaves CURRENT_WAREHOUSE() NULL when the role lacks USAGE: the preflight names the grant."""
-    undo = patches.session_identity("LOADER", "LOADER", None)
+    undo = patches.session_identity(configured("USERNAME"), configured("ROLE"), None)
     try:
         code, output = run_preflight()
     finally:
@@ -101,22 +107,22 @@ def test_warehouse_the_role_may_not_use(snowflake: Snowflake) -> None:
 
     assert code == 1
     assert "FAIL  session has a warehouse" in output
-    assert "fix: GRANT USAGE ON WAREHOUSE LOADING TO ROLE LOADER;" in output
+    assert "fix: GRANT USAGE ON WAREHOUSE LOADING TO ROLE SVC_DLT_ROLE;" in output
     assert output.splitlines()[-1].startswith("not ready: 1 check(s) failed")
     assert "create a dataset schema" not in output  # nothing is tried without a warehouse
     assert_no_secret(output)
 
 
 def test_session_in_another_role(snowflake: Snowflake) -> None:
-    undo = patches.session_identity("LOADER", "PUBLIC", "LOADING")
+    undo = patches.session_identity(configured("USERNAME"), "PUBLIC", configured("WAREHOUSE"))
     try:
         code, output = run_preflight()
     finally:
         undo()
 
     assert code == 1
-    assert "FAIL  session role is LOADER: the session runs as role PUBLIC" in output
-    assert "fix: GRANT ROLE LOADER TO USER LOADER;" in output
+    assert "FAIL  session role is SVC_DLT_ROLE: the session runs as role PUBLIC" in output
+    assert "fix: GRANT ROLE SVC_DLT_ROLE TO USER SVC_DLT;" in output
 
 
 def test_role_without_create_schema(snowflake: Snowflake, identity: None) -> None:
@@ -132,7 +138,7 @@ def test_role_without_create_schema(snowflake: Snowflake, identity: None) -> Non
     assert code == 1
     assert "FAIL  create a dataset schema" in output
     assert "SQL access control error: Insufficient privileges to operate on database" in output
-    assert f"fix: GRANT CREATE SCHEMA ON DATABASE {snowflake.database} TO ROLE LOADER;" in output
+    assert f"fix: GRANT CREATE SCHEMA ON DATABASE {snowflake.database} TO ROLE SVC_DLT_ROLE;" in output
     assert "PUT a parquet file" not in output  # later steps depend on the schema
     assert scratch_schemas(snowflake) == []
 
