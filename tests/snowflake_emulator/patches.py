@@ -171,7 +171,7 @@ def session_identity(user: str, role: str, warehouse: str | None) -> Callable[[]
     fakesnow.transforms.current_version = current_version
 
     def undo() -> None:
-        fakesnow.transforms.current_version = original
+        fakesnow.transforms.current_version = original  # type: ignore[assignment]
 
     return undo
 
