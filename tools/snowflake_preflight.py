@@ -19,7 +19,6 @@ import argparse
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -197,11 +196,7 @@ def _load_checks(session: _Session, database: str, warehouse: str, role: str, wo
                 print(f"  warning: could not drop {scratch}: {session.redact(_error(exc))}", file=sys.stderr)
 
 
-def preflight(
-    credentials: SnowflakeCredentials | None = None,
-    out: TextIO | None = None,
-    connect: Callable[..., Any] | None = None,
-) -> int:
+def preflight(credentials: SnowflakeCredentials | None = None, out: TextIO | None = None) -> int:
     """Check the configured Snowflake credentials can load; print the report; 0 when ready, else 1."""
     out = out or sys.stdout
 
@@ -215,19 +210,18 @@ def preflight(
         say("not ready")
         return 1
     redact = Redactor(credentials)
-    auth = "password" if credentials.password else "key pair" if credentials.private_key else "other"
+    key_pair = credentials.private_key or credentials.private_key_path
+    auth = "password" if credentials.password else "key pair" if key_pair else "other"
     default = "(user default)"
     say(
         f"Snowflake preflight: account {credentials.host}, configured user {credentials.username}, role "
         f"{credentials.role or default}, warehouse {credentials.warehouse or default}, database "
         f"{credentials.database}, {auth} authentication"
     )
-    if connect is None:
-        import snowflake.connector
+    import snowflake.connector
 
-        connect = snowflake.connector.connect
     try:
-        connection = connect(**{**credentials.to_connector_params(), "autocommit": True})
+        connection = snowflake.connector.connect(**{**credentials.to_connector_params(), "autocommit": True})
     except Exception as exc:  # a wrong key, passphrase, account or user: say which, never the value
         say(f"  FAIL  connect: {redact(_error(exc))}")
         say("        fix: check host (account identifier), username and the key pair: the public key on the")

@@ -9,11 +9,13 @@ credential resolution, the key-pair login, the connector, PUT, COPY, MERGE - is 
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +190,19 @@ def test_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.chdir(os.path.dirname(__file__))  # no .dlt/secrets.toml here
     assert main([]) == 1
+
+
+def test_ready_with_a_key_file(
+    snowflake: Snowflake, identity: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The local form of docs/snowflake.md step 3: private_key_path and its passphrase."""
+    key_file = tmp_path / "snowflake_svc_dlt.p8"
+    key_file.write_bytes(base64.b64decode(configured("PRIVATE_KEY")))
+    with monkeypatch.context() as patch:
+        patch.delenv(CREDENTIALS_ENV + "PRIVATE_KEY")
+        patch.setenv(CREDENTIALS_ENV + "PRIVATE_KEY_PATH", str(key_file))
+        code, output = run_preflight()
+
+    assert code == 0, output
+    assert "key pair authentication" in output and output.splitlines()[-1] == "ready"
+    assert key_file.read_text().splitlines()[1] not in output
