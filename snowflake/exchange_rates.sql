@@ -11,8 +11,11 @@
 -- wrong instant rewrites the same object (docs/reliability.md).
 --
 -- Deployment order (see README, "exchange_rates"):
---   1. storage integration S3_RAW_LANDING and its IAM role (once per bucket, ACCOUNTADMIN);
---   2. this file (schema, table, file format, stage, pipe), run as the loader role's owner;
+--   0. snowflake/setup.sql: the RAW database (SYSADMIN) and the roles (docs/snowflake.md);
+--   1. storage integration S3_RAW_LANDING and its IAM role (once per bucket, ACCOUNTADMIN), then
+--      GRANT USAGE ON INTEGRATION S3_RAW_LANDING TO ROLE SYSADMIN;
+--   2. this file (schema, table, file format, stage, pipe), run as SYSADMIN, which owns RAW; the
+--      TRANSFORMER role reads RATES through setup.sql's future grants, and SVC_DLT never touches it;
 --   3. S3 event notification: bucket -> the pipe's notification_channel (SHOW PIPES), for
 --      s3:ObjectCreated:* with prefix exchange-rates/rates/ and suffix .parquet;
 --   4. ALTER PIPE RAW.EXCHANGE_RATES.RATES_PIPE REFRESH; picks up files that landed before step 3;

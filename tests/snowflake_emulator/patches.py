@@ -147,3 +147,59 @@ def single_statement_capabilities() -> Callable[[], None]:
         snowflake._raw_capabilities = original  # type: ignore[method-assign]
 
     return undo
+
+
+def session_identity(user: str, role: str, warehouse: str | None) -> Callable[[], None]:
+    """Answer ``CURRENT_USER()``, ``CURRENT_ROLE()``, ``CURRENT_WAREHOUSE()`` like Snowflake; returns an undo.
+
+    fakesnow ignores the user, role and warehouse a client logs in with (DuckDB answers ``duckdb`` for
+    the first two and has no ``CURRENT_WAREHOUSE``). Used by the preflight tests
+    (``tests/tools/test_snowflake_preflight.py``): ``warehouse=None`` is what real Snowflake answers when
+    the role may not use the warehouse it asked for. Self-contained; installed on top of any other patch.
+    """
+    import fakesnow.transforms
+
+    values = {exp.CurrentUser: user, exp.CurrentRole: role, exp.CurrentWarehouse: warehouse}
+    original: Callable[[exp.Expr], exp.Expr] = fakesnow.transforms.current_version
+
+    def current_version(expression: exp.Expr) -> exp.Expr:
+        for node_type, value in values.items():
+            if isinstance(expression, node_type):
+                return exp.Null() if value is None else exp.Literal.string(value)
+        return original(expression)
+
+    fakesnow.transforms.current_version = current_version
+
+    def undo() -> None:
+        fakesnow.transforms.current_version = original  # type: ignore[assignment]
+
+    return undo
+
+
+def deny(pattern: str, message: str) -> Callable[[], None]:
+    """Refuse statements matching ``pattern`` with Snowflake's access-control error; returns an undo.
+
+    fakesnow has no grants: every statement is allowed. This answers a matching statement (regular
+    expression, case-insensitive, searched in the SQL text) the way Snowflake answers a role that lacks
+    the privilege - error 003001, SQL state 42501, ``SQL access control error: <message>`` - from the
+    server, so the client sees exactly what it would see from Snowflake. Self-contained.
+    """
+    import fakesnow.cursor
+    import snowflake.connector.errors
+
+    refused = re.compile(pattern, re.IGNORECASE)
+    original: Callable[..., Any] = fakesnow.cursor.FakeSnowflakeCursor.execute
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        if refused.search(command):
+            raise snowflake.connector.errors.ProgrammingError(
+                msg=f"SQL access control error:\n{message}", errno=3001, sqlstate="42501"
+            )
+        return original(self, command, *args, **kwargs)
+
+    fakesnow.cursor.FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+
+    def undo() -> None:
+        fakesnow.cursor.FakeSnowflakeCursor.execute = original  # type: ignore[method-assign]
+
+    return undo

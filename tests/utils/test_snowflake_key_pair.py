@@ -17,7 +17,7 @@ from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 
 from tests.fixtures.vault import Vault
 
-ACCOUNT = {"host": "acme-main", "database": "RAW", "username": "DLT_LOADER", "warehouse": "LOADING"}
+ACCOUNT = {"host": "acme-main", "database": "RAW", "username": "SVC_DLT", "warehouse": "LOADING"}
 
 
 def resolved_credentials() -> SnowflakeCredentials:
@@ -72,7 +72,7 @@ def test_key_pair_from_the_vault(form: str, vault: Vault, rsa_key: Any, rsa_pem:
 
 def test_key_file_with_passphrase_from_secrets_toml(vault: Vault, rsa_key: Any, tmp_path: Path) -> None:
     """The local form: a PEM file and its passphrase in secrets.toml; the vault is not needed."""
-    key_file = tmp_path / "snowflake_dlt_loader.p8"
+    key_file = tmp_path / "snowflake_svc_dlt.p8"
     key_file.write_text(encrypted_pem(rsa_key, "local passphrase"))
     lines = [f'{name} = "{value}"' for name, value in ACCOUNT.items()]
     lines += [f'private_key_path = "{key_file}"', 'private_key_passphrase = "local passphrase"']
