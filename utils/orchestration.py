@@ -28,6 +28,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
+from utils import vault_provider
 from utils.alerts import alert_on_failure
 from utils.runner import START_HOOKS, PipelineBusyError, RunReport, failed_report
 
@@ -84,6 +85,7 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     task (``run_count > 1``) the pipeline finishes the load packages the failed attempt left behind
     instead of reading the source again (see ``utils/runner.py``).
     """
+    vault_provider.register()  # before run() creates the pipeline and its destination
     logger = get_run_logger()
     pipeline_name = run.__module__.rsplit(".", 1)[-1]
     retrying = (task_run.run_count or 1) > 1

@@ -1,0 +1,1 @@
+"""Developer and operator tools: never imported by runtime code."""
