@@ -1,4 +1,4 @@
-"""Secrets CLI: where each pipeline's config keys resolve from; upload a ``secrets.toml`` section.
+"""Secrets CLI: where each pipeline's config keys resolve from; upload a secrets.toml section.
 
     uv run python -m tools.secrets check [pipeline ...]                    # 1 if a required key is missing
     uv run python -m tools.secrets push destination.snowflake.credentials  # create or update its secret
