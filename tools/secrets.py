@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dlt.common.configuration.container import Container
+from dlt.common.configuration.providers.provider import EXPLICIT_VALUES_PROVIDER_NAME
 from dlt.common.configuration.providers.vault import normalize_key
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfiguration, CredentialsWithDefault
@@ -30,7 +31,11 @@ from dlt.extract.decorators import DltSourceFactoryWrapper
 from utils import vault_provider as vault
 
 PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
-ORIGINS = {"Environment Variables": "env", vault.PROVIDER_NAME: "vault", "ExplicitValues": "explicit"}
+ORIGINS = {
+    "Environment Variables": "env",
+    vault.PROVIDER_NAME: "vault",
+    EXPLICIT_VALUES_PROVIDER_NAME: "explicit",
+}
 
 
 @dataclass(frozen=True)
@@ -165,11 +170,8 @@ def push(section: str, secrets_file: Path) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
     provider = vault.active_provider() or vault.build_provider()
-    name, body, client = (
-        provider.secret_name_prefix + "/".join(map(normalize_key, path)),
-        json.dumps(document),
-        provider.client(),
-    )
+    name = provider.secret_name_prefix + "/".join(map(normalize_key, path))
+    client, body = provider.client(), json.dumps(document)
     try:
         try:
             client.put_secret_value(SecretId=name, SecretString=body)
@@ -195,11 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     push_cmd.add_argument("--secrets-file", type=Path, default=Path(".dlt/secrets.toml"))
     args = parser.parse_args(argv)
     vault.register()
-    return (
-        check(args.pipelines)
-        if args.command == "check"
-        else bool(print(push(args.section, args.secrets_file)))
-    )
+    if args.command == "check":
+        return check(args.pipelines)
+    print(push(args.section, args.secrets_file))
+    return 0
 
 
 if __name__ == "__main__":
