@@ -39,8 +39,10 @@ class StaleDataError(RuntimeError):
 
 @pipeline_task("check freshness", tags=["dlt", "freshness"])
 def check_freshness(pipeline_name: str) -> dict[str, Any]:
+    from utils import vault_provider
     from utils.freshness import check
 
+    vault_provider.register()  # the destination's credentials may live in the vault
     module = importlib.import_module(f"pipelines.{pipeline_name}")
     result = check(module.create_pipeline(), FRESHNESS_BOUNDS[pipeline_name])
     return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe()}

@@ -29,6 +29,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
+from utils import vault_provider
 from utils.alerts import alert_on_failure
 from utils.runner import PipelineBusyError, RunReport, attempt, failed_report
 
@@ -85,6 +86,7 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     is one run to the runner (the task run's id is the :func:`utils.runner.attempt` key), so a retry
     finishes the load packages the failed attempt left behind instead of reading the source again.
     """
+    vault_provider.register()  # before run() creates the pipeline and its destination
     logger = get_run_logger()
     pipeline_name = run.__module__.rsplit(".", 1)[-1]
     if (task_run.run_count or 1) > 1:

@@ -37,6 +37,7 @@ from dlt.common.pipeline import LoadInfo, NormalizeInfo
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from utils import vault_provider
 from utils.destinations import held_open
 
 logger = logging.getLogger("data_pipelines.runner")
@@ -170,6 +171,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
     ``run()`` does): an ephemeral worker then carries on from what was loaded instead of starting over.
     Raises dlt's ``PipelineStepFailed`` (with the report attached as ``run_report``) on failure.
     """
+    vault_provider.register()  # the AWS Secrets Manager vault, when dlt's switch is on
     report = RunReport(
         pipeline_name=pipeline.pipeline_name,
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
@@ -330,6 +332,7 @@ def run_cli(run: Callable[[], RunReport]) -> int:
     Returns the process exit code: 0 on success, 1 with the failing step and error on failure.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    vault_provider.register()  # before run() creates the pipeline and its destination
     try:
         report = run()
     except PipelineBusyError as exc:

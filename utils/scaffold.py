@@ -1113,8 +1113,8 @@ def next_steps(spec: Spec) -> str:
        uv run pytest tests/sources/test_{n}.py tests/pipelines/test_{n}.py tests/flows/test_{n}.py
        DLT__DESTINATION=duckdb uv run python -m pipelines.{n}
   6. Secrets, Snowflake and CD: put the real values of [sources.{n}] in .dlt/config.toml and
-     .dlt/secrets.toml (and the vault: uv run python -m utils.vault_provider push sources.{n}),
-     check with `uv run python -m utils.vault_provider check {n}`, add a row and a section to README
+     .dlt/secrets.toml (and the vault: uv run python -m tools.secrets push sources.{n}),
+     check with `uv run python -m tools.secrets check {n}`, add a row and a section to README
      "Pipelines", then run ruff, mypy and the suite and open a pull request: CD deploys on merge."""
 
 

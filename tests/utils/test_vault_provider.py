@@ -23,8 +23,10 @@ from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.vault import REPO_DLT, Vault
 from tests.fixtures.warehouse import Warehouse
+from tools import secrets as secrets_cli
+from tools.secrets import check_pipeline, pipeline_modules
 from utils import vault_provider
-from utils.vault_provider import VaultError, check_pipeline, pipeline_modules
+from utils.vault_provider import VaultError
 
 pytestmark = pytest.mark.reliability
 
@@ -96,7 +98,7 @@ def test_every_pipeline_resolves_its_documented_secrets_from_the_vault(
 
     result = check_pipeline(pipeline)
 
-    assert result.ok, vault_provider.format_check(result)
+    assert result.ok, secrets_cli.format_check(result)
     from_vault = [k for k in result.keys if k.origin == "vault"]
     # whatever the pipeline needed and no other provider had now comes from the vault ...
     # (a credentials object given as one native value, e.g. a connection string, covers its fields)
@@ -120,7 +122,7 @@ def test_check_cli_lists_keys_and_origins_without_values(
     )
     monkeypatch.setenv("DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE", "RAW")
 
-    assert vault_provider.main(["check", "currencies"]) == 0
+    assert secrets_cli.main(["check", "currencies"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[2:]}
     assert lines["destination.snowflake.credentials.host"].endswith(
@@ -131,10 +133,10 @@ def test_check_cli_lists_keys_and_origins_without_values(
     assert username not in out and "BEGIN PRIVATE KEY" not in out and "acme-main" not in out
 
     monkeypatch.delenv("DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE")
-    assert vault_provider.main(["check", "currencies"]) == 1
+    assert secrets_cli.main(["check", "currencies"]) == 1
     out = capsys.readouterr().out
     assert "MISSING required: destination.snowflake.credentials.database" in out
-    assert vault_provider.main(["check", "no_such_pipeline"]) == 2
+    assert secrets_cli.main(["check", "no_such_pipeline"]) == 2
 
 
 # -- precedence ------------------------------------------------------------------------------------
@@ -187,7 +189,9 @@ def test_source_created_before_any_pipeline_in_a_fresh_process(vault: Vault, tmp
     key = canary("fresh-process")
     vault.put("ops/sources/fresh/fresh", {"api_key": key})
     script = (
-        "import dlt, utils\n"
+        "import dlt\n"
+        "from utils import vault_provider\n"
+        "vault_provider.register()  # what every entry point does first\n"
         "@dlt.source(section='fresh')\n"
         "def fresh(api_key: str = dlt.secrets.value):\n"
         "    print('length', len(api_key))\n"
@@ -302,7 +306,7 @@ def test_canary_values_never_reach_logs_output_or_errors(
     vault.reload()
     texts: list[str] = []
     assert rows()["api_key"] == secrets["api"]
-    assert vault_provider.main(["check", "currencies"]) == 0
+    assert secrets_cli.main(["check", "currencies"]) == 0
     for broken in ('{"api_key": "' + secrets["api"] + '"', json.dumps(secrets["api"])):
         vault.client().put_secret_value(SecretId="dlt/sources/vault_canary", SecretString=broken)
         vault.reload()
@@ -311,7 +315,7 @@ def test_canary_values_never_reach_logs_output_or_errors(
         texts.append(str(exc.value))
     secrets_toml = tmp_path / "local-secrets.toml"
     secrets_toml.write_text(f'[sources.vault_canary]\napi_key = "{secrets["api"]}"\n')
-    assert vault_provider.main(["push", "sources.vault_canary", "--secrets-file", str(secrets_toml)]) == 0
+    assert secrets_cli.main(["push", "sources.vault_canary", "--secrets-file", str(secrets_toml)]) == 0
 
     captured = capsys.readouterr()
     texts += [caplog.text, captured.out, captured.err]
@@ -333,7 +337,7 @@ def test_push_creates_then_updates_a_section_secret(
         f'private_key_path = "{key_file}"\n'
     )
     command = ["push", "destination.snowflake.credentials", "--secrets-file", str(secrets_toml)]
-    assert vault_provider.main(command) == 0
+    assert secrets_cli.main(command) == 0
     secret = boto3.client("secretsmanager").get_secret_value(SecretId="dlt/destination/snowflake/credentials")
     assert json.loads(secret["SecretString"]) == {
         "host": "acme-main",
@@ -342,7 +346,7 @@ def test_push_creates_then_updates_a_section_secret(
     }
 
     secrets_toml.write_text('[destination.snowflake.credentials]\nhost = "acme-dr"\n')
-    assert vault_provider.main(command) == 0
+    assert secrets_cli.main(command) == 0
     secret = boto3.client("secretsmanager").get_secret_value(SecretId="dlt/destination/snowflake/credentials")
     assert json.loads(secret["SecretString"]) == {"host": "acme-dr"}
     out = capsys.readouterr().out
