@@ -2,6 +2,7 @@
 
     uv run python -m tools.secrets check [pipeline ...]                    # 1 if a required key is missing
     uv run python -m tools.secrets push destination.snowflake.credentials  # create or update its secret
+    uv run python -m tools.secrets preflight                               # can Snowflake load? 1 if not
 
 Values are never printed. With ``PROVIDERS__ENABLE_AWS_SECRETS=true`` keys may come from the vault.
 """
@@ -195,10 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     push_cmd = commands.add_parser("push", help="upload a secrets.toml section to the vault")
     push_cmd.add_argument("section", help="e.g. sources.hubspot or destination.snowflake.credentials")
     push_cmd.add_argument("--secrets-file", type=Path, default=Path(".dlt/secrets.toml"))
+    commands.add_parser(
+        "preflight", help="connect to Snowflake with the configured credentials and check every privilege"
+    )
     args = parser.parse_args(argv)
     vault.register()
     if args.command == "check":
         return check(args.pipelines)
+    if args.command == "preflight":
+        from tools.snowflake_preflight import preflight
+
+        return preflight()
     print(push(args.section, args.secrets_file))
     return 0
 

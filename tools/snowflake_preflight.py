@@ -10,12 +10,11 @@ truncate staging. It drops the scratch schemas afterwards. Each failed step is p
 statement that fixes it (from ``snowflake/setup.sql``); it ends with ``ready`` (exit code 0) or
 ``not ready`` (exit code 1). No secret is ever printed.
 
-    uv run python -m tools.snowflake_preflight
+    uv run python -m tools.secrets preflight
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import uuid
@@ -250,15 +249,3 @@ def preflight(credentials: SnowflakeCredentials | None = None, out: TextIO | Non
         return 1
     say("ready")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools.snowflake_preflight", description=(__doc__ or "").splitlines()[0]
-    )
-    parser.parse_args(argv)
-    return preflight()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

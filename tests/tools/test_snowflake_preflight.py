@@ -21,7 +21,8 @@ import pytest
 
 from tests.fixtures.snowflake import CREDENTIALS_ENV, Snowflake
 from tests.snowflake_emulator import patches
-from tools.snowflake_preflight import SCRATCH_PREFIX, main, preflight
+from tools.secrets import main
+from tools.snowflake_preflight import SCRATCH_PREFIX, preflight
 
 pytestmark = pytest.mark.snowflake
 
@@ -92,9 +93,9 @@ def test_ready_with_the_fixture_credentials(snowflake: Snowflake, identity: None
 
 
 def test_cli_exit_code_and_output(snowflake: Snowflake, identity: None) -> None:
-    """``python -m tools.snowflake_preflight`` in its own process, configured only by the environment."""
+    """``python -m tools.secrets preflight`` in its own process, configured only by the environment."""
     result = subprocess.run(
-        [sys.executable, "-m", "tools.snowflake_preflight"],
+        [sys.executable, "-m", "tools.secrets", "preflight"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -189,7 +190,7 @@ def test_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("DESTINATION__SNOWFLAKE__"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(os.path.dirname(__file__))  # no .dlt/secrets.toml here
-    assert main([]) == 1
+    assert main(["preflight"]) == 1
 
 
 def test_ready_with_a_key_file(

@@ -156,7 +156,7 @@ def test_names_agree_with_the_secrets_example_and_docs() -> None:
     docs = (ROOT / "docs" / "snowflake.md").read_text()
     for name in names.values():
         assert re.search(rf"\b{name}\b", docs), f"docs/snowflake.md does not mention {name}"
-    assert "snowflake/setup.sql" in docs and "tools.snowflake_preflight" in docs
+    assert "snowflake/setup.sql" in docs and "tools.secrets preflight" in docs
     pipe = (ROOT / "snowflake" / "exchange_rates.sql").read_text()
     databases = set(re.findall(r"\b(\w+)\.EXCHANGE_RATES\b", pipe))
     assert databases == {names["database_name"]}
