@@ -29,6 +29,7 @@ from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
 from utils.alerts import alert_on_failure
+from utils.deploy_env import check_when_deploying
 from utils.runner import START_HOOKS, PipelineBusyError, RunReport, failed_report
 
 RETRIES: Final = 3
@@ -155,3 +156,4 @@ def route_logs_to_prefect(*_: Any) -> None:
 
 route_logs_to_prefect()
 START_HOOKS.append(route_logs_to_prefect)
+check_when_deploying()  # `prefect deploy` imports every flow (and so this) first: see utils/deploy_env.py
