@@ -7,7 +7,9 @@ Every ``pipelines/<name>.py`` calls :func:`run_pipeline`; every flow reaches it 
   finished first; a retry (``retrying=True``) that finds such packages finishes them *without* reading
   the source again, so append never duplicates and merge/replace converge;
 - **report**: rows per table, load ids, duration per step, destination, dataset and schema changes,
-  plus the failing step and error, as a :class:`RunReport` that flows publish and CLIs print.
+  plus the failing step and error, as a :class:`RunReport` that flows publish and CLIs print;
+- **show progress**: a pipeline created without its own ``progress=`` gets the collector
+  ``utils/progress.py`` picks (live lines on a terminal, a log line at an interval elsewhere).
 
 No Prefect here: orchestration lives in ``utils/orchestration.py``.
 """
@@ -29,11 +31,13 @@ from typing import Any, Literal
 import dlt
 from dlt.common.destination import TLoaderFileFormat
 from dlt.common.pipeline import LoadInfo, NormalizeInfo
+from dlt.common.runtime.collector import NullCollector
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from utils.destinations import held_open
+from utils.progress import PROGRESS_LOGGER, progress_collector
 
 logger = logging.getLogger("data_pipelines.runner")
 
@@ -88,8 +92,22 @@ class RunReport:
             "error": self.error,
         }
 
-    def to_markdown(self) -> str:
-        """A short markdown summary: the Prefect run artefact and the CLI's output."""
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per data table: rows loaded and schema changes (the Prefect table artefact)."""
+        tables = sorted(set(self.rows_by_table) | set(self.new_tables) | set(self.new_columns))
+        return [
+            {
+                "table": table,
+                "rows": self.rows_by_table.get(table, 0),
+                "new columns": "(new table)"
+                if table in self.new_tables
+                else ", ".join(self.new_columns.get(table, [])),
+            }
+            for table in tables
+        ]
+
+    def summary_markdown(self) -> str:
+        """Status, destination, load ids, duration per step and any failure, as markdown lines."""
         lines = [
             f"## {self.pipeline_name}: {self.status}",
             "",
@@ -109,6 +127,11 @@ class RunReport:
             lines.append(f"- new columns in `{table}`: {', '.join(columns)}")
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        """A short markdown summary and a table of rows per table: the CLI's output."""
+        lines = [self.summary_markdown().rstrip("\n")]
         lines += ["", "| table | rows |", "|---|---:|"]
         lines += [f"| {table} | {rows:,} |" for table, rows in sorted(self.rows_by_table.items())]
         if not self.rows_by_table:
@@ -119,7 +142,8 @@ class RunReport:
 SourceFactory = Callable[[], DltSource | Any]
 START_HOOKS: list[Callable[[dlt.Pipeline], None]] = []
 """Called with the pipeline before each run (after dlt has set up its runtime and logger);
-the orchestration layer uses it to route dlt's logs into the Prefect run log."""
+the orchestration layer uses it to route dlt's logs into the Prefect run log and to mirror the
+run's progress into a Prefect progress artefact."""
 
 
 class PipelineBusyError(RuntimeError):
@@ -180,6 +204,8 @@ def run_pipeline(
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
         dataset_name=pipeline.dataset_name,
     )
+    if isinstance(pipeline.collector, NullCollector):  # `dlt.pipeline(progress=...)` keeps its own
+        pipeline.collector = progress_collector()
     for hook in START_HOOKS:
         hook(pipeline)
     with pipeline_lock(pipeline):
@@ -349,6 +375,7 @@ def run_cli(run: Callable[[], RunReport]) -> int:
     Returns the process exit code: 0 on success, 1 with the failing step and error on failure.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    PROGRESS_LOGGER.setLevel(logging.INFO)  # progress lines when there is no terminal (utils/progress.py)
     try:
         report = run()
     except PipelineBusyError as exc:
