@@ -9,8 +9,9 @@ normalise and load step calls ``update(name, inc, total)`` with rows per table, 
   moving while a source waits for its next page (dlt's tqdm and enlighten adapters redraw only when
   rows arrive; rich ships with Prefect already);
 - **no terminal** (CI, Prefect workers, pipes): dlt's ``LogCollector`` writing one block of plain
-  lines every :data:`PROGRESS_LOG_SECONDS` to the ``data_pipelines.progress`` logger, which flows
-  route into the Prefect run log; never a control character.
+  lines (rows, rate, elapsed per table; memory and CPU) every :data:`PROGRESS_LOG_SECONDS` and at the
+  end of each step to the ``data_pipelines.progress`` logger, which flows route into the Prefect run
+  log; never a control character.
 """
 
 from __future__ import annotations
@@ -91,9 +92,18 @@ class RichCollector(Collector):
         self._tasks = {}
 
 
+class IntervalLogCollector(LogCollector):
+    """dlt's ``LogCollector``, but the first block of a step comes after one interval, not at once:
+    a step shorter than the interval logs only its summary when it ends."""
+
+    def _start(self, step: str) -> None:
+        super()._start(step)
+        self.last_log_time = self._clock()
+
+
 def progress_collector(stream: TextIO | None = None) -> Collector:
     """The collector for a run whose progress goes to ``stream`` (default: standard error)."""
     stream = stream or sys.stderr
     if stream.isatty():
         return RichCollector(Console(file=stream))
-    return LogCollector(log_period=PROGRESS_LOG_SECONDS, logger=PROGRESS_LOGGER, dump_system_stats=True)
+    return IntervalLogCollector(log_period=PROGRESS_LOG_SECONDS, logger=PROGRESS_LOGGER)
