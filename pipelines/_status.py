@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipelines import _catalogue as catalogue
 from utils.freshness import human, newest_load, rows_in_load
 from utils.runner import describe_error
+
+logger = logging.getLogger("data_pipelines.status")
 
 COLUMNS = (
     ("pipeline", "pipeline"),
@@ -77,7 +80,7 @@ class PipelineStatus:
 
 
 def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus:
-    """Read one pipeline's destination (and Prefect, if configured) into a :class:`PipelineStatus`."""
+    """One pipeline's destination as a :class:`PipelineStatus` (:func:`collect` adds Prefect's view)."""
     now = now or dt.datetime.now(dt.UTC)
     bound = catalogue.FRESHNESS_BOUNDS[name]
     pipeline = catalogue.pipeline_module(name).create_pipeline()
@@ -104,22 +107,26 @@ def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus
     except Exception as exc:  # one unreadable destination must not hide the others
         status.state = "UNKNOWN"
         status.error = describe_error(exc)
-    status.last_failure = last_failure(name)
     return status
 
 
 def collect(names: list[str] | None = None, now: dt.datetime | None = None) -> list[PipelineStatus]:
     """The status of every pipeline (or of ``names``), in catalogue order."""
-    return [pipeline_status(name, now) for name in names or catalogue.pipelines()]
+    statuses = [pipeline_status(name, now) for name in names or catalogue.pipelines()]
+    failures = last_failures([s.pipeline for s in statuses])
+    for status in statuses:
+        status.last_failure = failures[status.pipeline]
+    return statuses
 
 
-def last_failure(name: str) -> str | None:
-    """When a Prefect API is configured and the newest finished run of ``name``'s load task failed:
-    when, its state and message. ``None`` otherwise (no API, no runs, or the newest run succeeded)."""
-    from prefect.settings import get_current_settings
+def last_failures(names: list[str]) -> dict[str, str | None]:
+    """For each pipeline whose newest finished load-task run failed (when a Prefect API is configured):
+    when, its state and message. Pipelines with no API, no runs or a successful newest run map to None."""
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, get_current_settings, temporary_settings
 
+    found: dict[str, str | None] = dict.fromkeys(names)
     if not get_current_settings().api.url:
-        return None
+        return found
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         TaskRunFilter,
@@ -131,20 +138,24 @@ def last_failure(name: str) -> str | None:
     from prefect.client.schemas.sorting import TaskRunSort
 
     finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(
-                tags=TaskRunFilterTags(all_=["dlt", name]),
-                state=TaskRunFilterState(type=TaskRunFilterStateType(any_=finished)),
-            ),
-            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
-            limit=1,
-        )
-    if not runs or runs[0].state is None or runs[0].state.is_completed():
-        return None
-    state = runs[0].state
-    message = " ".join((state.message or "").split())
-    return f"{state.timestamp:%Y-%m-%d %H:%M} UTC {state.name}: {message}"[:300]
+    try:
+        with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}), get_client(sync_client=True) as client:
+            for name in names:
+                runs = client.read_task_runs(
+                    task_run_filter=TaskRunFilter(
+                        tags=TaskRunFilterTags(all_=["dlt", name]),
+                        state=TaskRunFilterState(type=TaskRunFilterStateType(any_=finished)),
+                    ),
+                    sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                    limit=1,
+                )
+                state = runs[0].state if runs else None
+                if state is not None and not state.is_completed():
+                    message = " ".join((state.message or "").split())
+                    found[name] = f"{state.timestamp:%Y-%m-%d %H:%M} UTC {state.name}: {message}"[:300]
+    except Exception as exc:  # the warehouse still answers when Prefect does not
+        logger.warning("cannot read runs from Prefect (%s): last failures not shown", describe_error(exc))
+    return found
 
 
 def render_text(statuses: list[PipelineStatus]) -> str:
