@@ -65,11 +65,14 @@ def require_env(environ: Mapping[str, str] | None = None) -> None:
 def check_when_deploying() -> None:
     """Inside a ``prefect deploy`` process, exit with :func:`explain`'s message if a variable is missing.
 
+    A ``prefect deploy`` process is one that has loaded Prefect's deploy command and whose command
+    line has the word ``deploy``: never a worker, a flow run (``python -m prefect.engine``) or a test.
+
     It exits (``SystemExit``) rather than raising: Prefect turns an ordinary exception raised while it
     imports an entrypoint into a fallback that reads the flow without running its module, and would
     carry on to the work pool lookup.
     """
-    if DEPLOY_MODULE not in sys.modules:
+    if DEPLOY_MODULE not in sys.modules or "deploy" not in sys.argv[1:]:
         return
     try:
         require_env()

@@ -75,3 +75,18 @@ def test_deploy_with_only_the_pool_set_names_the_other_two(
     assert "DEPLOY_REPOSITORY_URL:" in output and "DEPLOY_COMMIT:" in output, output
     assert "PREFECT_WORK_POOL:" not in output, output
     assert registered(prefect_server) == before
+
+
+def test_outside_a_deploy_the_check_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from utils.deploy_env import DEPLOY_MODULE, check_when_deploying
+
+    for name in REQUIRED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, DEPLOY_MODULE, sys.modules[__name__])
+    monkeypatch.setattr(sys, "argv", ["prefect", "worker", "start"])
+    check_when_deploying()  # a worker process: no exit
+    monkeypatch.setattr(sys, "argv", ["prefect", "--no-prompt", "deploy", "--all"])
+    with pytest.raises(SystemExit):
+        check_when_deploying()
