@@ -1,36 +1,26 @@
 """Freshness check: fails, and so alerts, when a dataset's newest successful load is too old.
 
-Every pipeline declares its bound here, in one place, beside its schedule in ``prefect.yaml``: how
-old its newest successful load may be before someone should look. A bound is the schedule's interval
-plus room for a late run and its retries.
+Every pipeline declares its bound in ``pipelines/_catalogue.py`` (``FRESHNESS_BOUNDS``): how old its
+newest successful load may be before someone should look. Each run also publishes the operator's
+status table (``python -m pipelines status``) as the table artefact ``pipeline-status``.
 
     uv run python flows/freshness.py
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 if __package__ in (None, ""):  # `python flows/freshness.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from pipelines._catalogue import FRESHNESS_BOUNDS
 from utils.orchestration import pipeline_flow, pipeline_task
-
-FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
-    # weekly on Mondays: a missed Monday is noticed by Tuesday
-    "currencies": dt.timedelta(days=8),
-    # working days at 16:30 Berlin: Friday's rates must survive a weekend and a Monday holiday
-    "exchange_rates": dt.timedelta(days=4, hours=2),
-    # daily at 05:30 London: one missed run plus retries
-    "hubspot": dt.timedelta(hours=30),
-    "products": dt.timedelta(hours=30),
-}
 
 
 class StaleDataError(RuntimeError):
@@ -59,10 +49,22 @@ def freshness_flow(pipelines: list[str] | None = None) -> list[dict[str, Any]]:
     lines = ["| pipeline | status | detail |", "|---|---|---|"]
     lines += [f"| {r['pipeline']} | {'STALE' if r['stale'] else 'fresh'} | {r['summary']} |" for r in results]
     create_markdown_artifact(key="freshness-report", markdown="\n".join(lines), description="freshness")
+    publish_status(names)
     stale = [r["summary"] for r in results if r["stale"]]
     if stale:
         raise StaleDataError("stale datasets: " + "; ".join(stale))
     return results
+
+
+def publish_status(names: list[str]) -> None:
+    """The operator's status table (``python -m pipelines status``) as the artefact ``pipeline-status``."""
+    from pipelines._status import artifact_rows, collect
+
+    create_table_artifact(
+        key="pipeline-status",
+        table=artifact_rows(collect(names)),
+        description="Every pipeline: owner, schedule, last successful load, rows, freshness, last failure",
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """How fresh is a dataset: the newest successful load recorded in the destination's ``_dlt_loads``.
 
 Reads the destination, not the local pipeline folder, so it gives the same answer on any machine.
-The bounds per pipeline and the flow that alerts on stale datasets live in ``flows/freshness.py``.
+The bounds per pipeline live in ``pipelines/_catalogue.py``; ``flows/freshness.py`` alerts on stale
+datasets and ``python -m pipelines status`` shows them all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import dlt
@@ -33,27 +35,71 @@ class Freshness:
 
     def describe(self) -> str:
         if self.last_load is None:
-            return f"{self.dataset_name} ({self.destination}): never loaded (bound {_human(self.bound)})"
+            return f"{self.dataset_name} ({self.destination}): never loaded (bound {human(self.bound)})"
         return (
             f"{self.dataset_name} ({self.destination}): last successful load {self.last_load:%Y-%m-%d %H:%M} "
-            f"UTC, {_human(self.age or dt.timedelta())} ago (bound {_human(self.bound)})"
+            f"UTC, {human(self.age or dt.timedelta())} ago (bound {human(self.bound)})"
         )
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """One completed load package as the destination's ``_dlt_loads`` records it."""
+
+    load_id: str
+    schema_name: str
+    inserted_at: dt.datetime
+
+
+def newest_load(pipeline: dlt.Pipeline) -> LoadRecord | None:
+    """The newest completed load package of ``pipeline``'s dataset (``status = 0``), times in UTC."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("_dlt_loads")
+            rows = client.execute_sql(
+                f"SELECT load_id, schema_name, inserted_at FROM {table} WHERE status = 0 "
+                "ORDER BY inserted_at DESC LIMIT 1"
+            )
+    except DatabaseUndefinedRelation:
+        return None
+    if not rows:
+        return None
+    load_id, schema_name, value = rows[0]
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return LoadRecord(str(load_id), str(schema_name), value.astimezone(dt.UTC))
 
 
 def last_successful_load(pipeline: dlt.Pipeline) -> dt.datetime | None:
     """When the newest completed load package of ``pipeline``'s dataset was recorded, in UTC."""
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name("_dlt_loads")
-            rows = client.execute_sql(f"SELECT MAX(inserted_at) FROM {table} WHERE status = 0")
-    except DatabaseUndefinedRelation:
-        return None
-    value = rows[0][0] if rows else None
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    load = newest_load(pipeline)
+    return None if load is None else load.inserted_at
+
+
+def rows_in_load(pipeline: dlt.Pipeline, load: LoadRecord) -> int:
+    """Rows the load package ``load`` wrote into the dataset's root tables (nested tables left out).
+
+    The tables come from the schema version stored in the destination, so this answers on a machine
+    without the pipeline's local folder. One ``COUNT(*) ... WHERE _dlt_load_id = ...`` per table.
+    """
+    with pipeline.destination_client(load.schema_name) as job_client:
+        stored = job_client.get_stored_schema(load.schema_name)  # type: ignore[attr-defined]
+    if stored is None:
+        return 0
+    schema = dlt.Schema.from_dict(json.loads(stored.schema))
+    total = 0
+    with pipeline.sql_client(load.schema_name) as client:
+        column = client.escape_column_name("_dlt_load_id")
+        for table in schema.data_tables():
+            if "_dlt_load_id" not in table.get("columns", {}):
+                continue
+            name = client.make_qualified_table_name(str(table["name"]))
+            try:
+                rows = client.execute_sql(f"SELECT COUNT(*) FROM {name} WHERE {column} = %s", load.load_id)
+            except DatabaseUndefinedRelation:  # declared but never created: no rows yet
+                continue
+            total += int(rows[0][0]) if rows else 0
+    return total
 
 
 def check(pipeline: dlt.Pipeline, bound: dt.timedelta, now: dt.datetime | None = None) -> Freshness:
@@ -67,6 +113,7 @@ def check(pipeline: dlt.Pipeline, bound: dt.timedelta, now: dt.datetime | None =
     )
 
 
-def _human(delta: dt.timedelta) -> str:
+def human(delta: dt.timedelta) -> str:
+    """``5.2 h`` under two days, ``3.1 days`` from then on."""
     hours = delta.total_seconds() / 3600
     return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} h"

@@ -8,7 +8,10 @@ inside the task, so importing a flow stays cheap). Everything operational happen
   packages the failed attempt left behind instead of reading the source again;
 - single flight: one Prefect global concurrency limit per pipeline (``dlt-pipeline-<name>``, one slot),
   shared by every deployment of that pipeline; a second run waits for the slot;
-- run report: a markdown artefact ``<pipeline>-run-report`` per run, on success and on failure;
+- run report: a table artefact ``<pipeline>-run-report`` per run, on success and on failure (rows
+  and new columns per table; status, duration per step and any error in its description);
+- progress: a run that lasts longer than :data:`PROGRESS_AFTER_SECONDS` (a backfill, a first or full
+  load) publishes a progress artefact ``<pipeline>-progress`` that moves to 100 % as the steps finish;
 - logs: dlt's and the runner's loggers are routed into the Prefect run log;
 - alerts: a flow that fails after its tasks' last retry calls :func:`utils.alerts.alert_on_failure`.
 """
@@ -18,19 +21,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Any, Final, TypeVar
+from uuid import UUID
 
+import dlt
+from dlt.common.runtime.collector import Collector
 from dlt.pipeline.exceptions import PipelineStepFailed
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
+from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
 from utils import vault_provider
 from utils.alerts import alert_on_failure
+from utils.deploy_env import check_when_deploying
 from utils.runner import PipelineBusyError, RunReport, attempt, failed_report
 
 RETRIES: Final = 3
@@ -41,6 +51,19 @@ RETRY_JITTER: Final = 0.5
 LOCK_TIMEOUT_SECONDS: float = 4 * 3600
 """How long a run waits for another run of the same pipeline to finish before it gives up."""
 EXTRA_LOGGERS: Final = ("dlt", "data_pipelines")
+PROGRESS_AFTER_SECONDS: float = 30.0
+"""A run publishes a progress artefact once it has lasted this long: daily loads of a few seconds
+stay with their one report, backfills and large loads show how far they are."""
+PROGRESS_PUBLISH_SECONDS: float = 2.0
+"""At most one progress update per this many seconds (each is one API call)."""
+STEP_SPAN: Final[dict[str, tuple[float, float]]] = {
+    "extract": (0.0, 60.0),
+    "normalize": (60.0, 80.0),
+    "load": (80.0, 100.0),
+}
+"""Where each dlt step sits on the 0-100 % scale. Within a step the share done is what dlt counts
+against a known total: resources finished (extract), files normalised, load jobs completed."""
+STEP_COUNTERS: Final = {"extract": "Resources", "normalize": "Files", "load": "Jobs"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,7 +114,7 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     pipeline_name = run.__module__.rsplit(".", 1)[-1]
     if (task_run.run_count or 1) > 1:
         logger.warning("attempt %s: resuming pending load packages if there are any", task_run.run_count)
-    with single_flight(pipeline_name), attempt(str(task_run.id), on_start=route_logs_to_prefect):
+    with single_flight(pipeline_name), attempt(str(task_run.id), on_start=on_pipeline_start):
         try:
             report = run(**params)
         except PipelineStepFailed as exc:
@@ -100,6 +123,7 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
                 publish_report(failed)
             raise
     publish_report(report)
+    ProgressArtifact.finish_current()
     logger.info(
         "loaded %s rows into %s.%s", f"{report.total_rows:,}", report.destination, report.dataset_name
     )
@@ -125,12 +149,124 @@ def single_flight(pipeline_name: str) -> Iterator[None]:
         yield
 
 
+def artifact_key(pipeline_name: str, kind: str) -> str:
+    """``<pipeline>-<kind>`` in the lower-case letters, digits and dashes Prefect accepts."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{pipeline_name}-{kind}".lower())
+
+
 def publish_report(report: RunReport) -> None:
-    """Publish ``report`` as the run's markdown artefact (key ``<pipeline>-run-report``)."""
-    key = re.sub(r"[^a-z0-9-]+", "-", f"{report.pipeline_name}-run-report".lower())
-    create_markdown_artifact(
-        key=key, markdown=report.to_markdown(), description=f"{report.pipeline_name} run"
+    """Publish ``report`` as the run's table artefact (key ``<pipeline>-run-report``).
+
+    One row per table (rows loaded, new columns); the description holds the status, destination,
+    load ids, duration per step and any error, which the UI shows above the table.
+    """
+    rows = report.table_rows() or [{"table": "(no rows)", "rows": 0, "new columns": ""}]
+    create_table_artifact(
+        key=artifact_key(report.pipeline_name, "run-report"),
+        table=rows,
+        description=report.summary_markdown(),
     )
+
+
+class ProgressArtifact(Collector):
+    """Mirrors a run's progress into a Prefect progress artefact, passing every update on to ``inner``.
+
+    The artefact is created (at the progress so far) once the run has lasted
+    :data:`PROGRESS_AFTER_SECONDS`, updated at most every :data:`PROGRESS_PUBLISH_SECONDS`, and set to
+    100 % by :func:`run_load` when the run succeeds; a failed run leaves it where it stopped.
+    """
+
+    def __init__(self, inner: Collector, pipeline_name: str) -> None:
+        self.inner = inner
+        self.pipeline_name = pipeline_name
+        self.step = ""
+        self.started = time.monotonic()
+        self.percent = 0.0
+        self.artifact_id: UUID | None = None
+        self._published_at = 0.0
+        self._done = 0
+        self._total = 0
+
+    def update(
+        self,
+        name: str,
+        inc: int = 1,
+        total: int | None = None,
+        inc_total: int | None = None,
+        message: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.inner.update(name, inc, total, inc_total, message, label)  # type: ignore[arg-type]
+        if name == STEP_COUNTERS.get(self._kind()) and not label:
+            self._done += inc
+            self._total = max(self._total, total or 0) + (inc_total or 0)
+            if self._total:
+                low, high = STEP_SPAN[self._kind()]
+                self._advance(low + (high - low) * min(1.0, self._done / self._total))
+        self._publish()
+
+    def _kind(self) -> str:
+        return self.step.split(" ", 1)[0].lower()
+
+    def _start(self, step: str) -> None:
+        self.inner(step).__enter__()
+        self._done = self._total = 0
+        if self._kind() in STEP_SPAN:
+            self._advance(STEP_SPAN[self._kind()][0])
+        self._publish()
+
+    def _stop(self) -> None:
+        self.inner._stop()
+        if self._kind() in STEP_SPAN:
+            self._advance(STEP_SPAN[self._kind()][1] if self._kind() != "load" else 99.0)
+        self._publish(force=True)
+
+    def _advance(self, percent: float) -> None:
+        self.percent = max(self.percent, percent)
+
+    def _publish(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.artifact_id is None:
+            if now - self.started < PROGRESS_AFTER_SECONDS:
+                return
+            self.artifact_id = create_progress_artifact(  # type: ignore[assignment]
+                progress=0.0,
+                key=artifact_key(self.pipeline_name, "progress"),
+                description=f"{self.pipeline_name}: share of extract, normalise and load done",
+            )
+            self._published_at = 0.0
+        if force or now - self._published_at >= PROGRESS_PUBLISH_SECONDS:
+            update_progress_artifact(self.artifact_id, self.percent)  # type: ignore[arg-type]
+            self._published_at = now
+
+    @classmethod
+    def track(cls, pipeline: dlt.Pipeline) -> None:
+        """Wrap ``pipeline``'s collector when it runs inside a Prefect task (a runner start hook)."""
+        if TaskRunContext.get() is None:
+            _CURRENT_PROGRESS.set(None)
+            return
+        current = cls(pipeline.collector, pipeline.pipeline_name)
+        _CURRENT_PROGRESS.set(current)
+        pipeline.collector = current
+
+    @classmethod
+    def finish_current(cls) -> None:
+        """Set the current run's progress artefact, if it has one, to 100 %."""
+        current = _CURRENT_PROGRESS.get()
+        _CURRENT_PROGRESS.set(None)
+        if current is not None:
+            current.percent = 100.0
+            if current.artifact_id is not None:
+                update_progress_artifact(current.artifact_id, 100.0)
+
+
+_CURRENT_PROGRESS: ContextVar[ProgressArtifact | None] = ContextVar("current_progress", default=None)
+
+
+def on_pipeline_start(pipeline: dlt.Pipeline) -> None:
+    """What the runner calls once dlt has set the pipeline up: its logs and progress go to Prefect."""
+    route_logs_to_prefect()
+    ProgressArtifact.track(pipeline)
 
 
 def route_logs_to_prefect(*_: Any) -> None:
@@ -148,3 +284,6 @@ def route_logs_to_prefect(*_: Any) -> None:
     ours = logging.getLogger("data_pipelines")  # dlt's own level follows [runtime] log_level
     if ours.level == logging.NOTSET:
         ours.setLevel(logging.INFO)
+
+
+check_when_deploying()  # `prefect deploy` imports every flow (and so this) first: see utils/deploy_env.py

@@ -9,7 +9,9 @@ Every ``pipelines/<name>.py`` calls :func:`run_pipeline`. It runs dlt's steps on
   call) finishes the leftovers and then extracts as usual. Pipelines know nothing of this;
 - **report**: rows per table, load ids and duration per step, taken from dlt's own trace
   (``pipeline.last_trace``), plus new tables and columns and the failing step and error, as a
-  :class:`RunReport` that flows publish and CLIs print.
+  :class:`RunReport` that flows publish and CLIs print;
+- **show progress**: a pipeline created without its own ``progress=`` gets the collector
+  ``utils/progress.py`` picks (live lines on a terminal, a log line at an interval elsewhere).
 
 No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches the runner only through
 :func:`attempt`. Destination-specific tuning lives in ``utils/destinations.py``.
@@ -34,11 +36,13 @@ from typing import Any, Literal
 
 import dlt
 from dlt.common.pipeline import LoadInfo, NormalizeInfo
+from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from utils import vault_provider
 from utils.destinations import held_open
+from utils.progress import PROGRESS_LOGGER, progress_collector
 
 logger = logging.getLogger("data_pipelines.runner")
 
@@ -72,8 +76,22 @@ class RunReport:
         """A JSON-friendly copy, used as the flow task's result."""
         return {**dataclasses.asdict(self), "total_rows": self.total_rows}
 
-    def to_markdown(self) -> str:
-        """A short markdown summary: the Prefect run artefact and the CLI's output."""
+    def table_rows(self) -> list[dict[str, Any]]:
+        """One row per data table: rows loaded and schema changes (the Prefect table artefact)."""
+        tables = sorted(set(self.rows_by_table) | set(self.new_tables) | set(self.new_columns))
+        return [
+            {
+                "table": table,
+                "rows": self.rows_by_table.get(table, 0),
+                "new columns": "(new table)"
+                if table in self.new_tables
+                else ", ".join(self.new_columns.get(table, [])),
+            }
+            for table in tables
+        ]
+
+    def summary_markdown(self) -> str:
+        """Status, destination, load ids, duration per step and any failure, as markdown lines."""
         lines = [
             f"## {self.pipeline_name}: {self.status}",
             "",
@@ -93,6 +111,11 @@ class RunReport:
             lines.append(f"- new columns in `{table}`: {', '.join(columns)}")
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
+        return "\n".join(lines) + "\n"
+
+    def to_markdown(self) -> str:
+        """A short markdown summary and a table of rows per table: the CLI's output."""
+        lines = [self.summary_markdown().rstrip("\n")]
         lines += ["", "| table | rows |", "|---|---:|"]
         lines += [f"| {table} | {rows:,} |" for table, rows in sorted(self.rows_by_table.items())]
         if not self.rows_by_table:
@@ -177,6 +200,8 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
         destination=pipeline.destination.destination_name if pipeline.destination else "none",
         dataset_name=pipeline.dataset_name,
     )
+    if isinstance(pipeline.collector, NullCollector):  # `dlt.pipeline(progress=...)` keeps its own
+        pipeline.collector = progress_collector()
     current = _ATTEMPT.get() or Attempt()
     if current.on_start is not None:
         current.on_start(pipeline)
@@ -333,6 +358,7 @@ def run_cli(run: Callable[[], RunReport]) -> int:
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     vault_provider.register()  # before run() creates the pipeline and its destination
+    PROGRESS_LOGGER.setLevel(logging.INFO)  # progress lines when there is no terminal (utils/progress.py)
     try:
         report = run()
     except PipelineBusyError as exc:

@@ -6,7 +6,7 @@
 Creates ``sources/NAME/``, ``pipelines/NAME.py``, ``flows/NAME.py``, tests (a look-alike API under
 ``tests/fakes/`` for ``--kind api``, a table on the shared ``postgres`` fixture for ``--kind sql``, each
 with its fixture under ``tests/fixtures/``), and adds the pipeline's entries to ``prefect.yaml``,
-``flows/freshness.py``, ``.dlt/config.toml`` and ``.dlt/secrets.toml.example`` by inserting text, so
+``pipelines/_catalogue.py``, ``.dlt/config.toml`` and ``.dlt/secrets.toml.example`` by inserting text, so
 their comments, anchors and layout stay as they are. Every check runs before anything is written: a
 bad name, an existing file or a bad option leaves the repository untouched. The generated code is
 formatted with ruff and its tests pass as generated; then replace the placeholders (next steps).
@@ -184,8 +184,8 @@ def _used_in_shared_files(name: str, root: Path) -> list[str]:
             or entry.get("name") == Spec(name).deployment
         ):
             errors.append(f"prefect.yaml: deployment {entry.get('name')!r} already uses {name!r}")
-    if name in _freshness_keys(_read(root / "flows" / "freshness.py")):
-        errors.append(f"flows/freshness.py: FRESHNESS_BOUNDS already has {name!r}")
+    if name in _freshness_keys(_read(root / "pipelines" / "_catalogue.py")):
+        errors.append(f"pipelines/_catalogue.py: FRESHNESS_BOUNDS already has {name!r}")
     for toml_file in (".dlt/config.toml", ".dlt/secrets.toml.example"):
         text = _read(root / toml_file)
         document = tomllib.loads(text)
@@ -244,7 +244,7 @@ def _freshness_keys(text: str) -> set[str]:
             return {
                 k.value for k in node.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)
             }
-    raise ScaffoldError("flows/freshness.py: FRESHNESS_BOUNDS: Final[...] = {...} not found")
+    raise ScaffoldError("pipelines/_catalogue.py: FRESHNESS_BOUNDS: Final[...] = {...} not found")
 
 
 # -- the plan ----------------------------------------------------------------------------------------
@@ -255,8 +255,8 @@ def plan(spec: Spec, root: Path = REPO_ROOT) -> Plan:
         raise ScaffoldError("\n".join(errors))
     result = Plan(created={root / p: t for p, t in _render_files(spec, root).items()})
     result.changed[root / "prefect.yaml"] = insert_deployment(_read(root / "prefect.yaml"), spec)
-    result.changed[root / "flows" / "freshness.py"] = insert_freshness_bound(
-        _read(root / "flows" / "freshness.py"), spec
+    result.changed[root / "pipelines" / "_catalogue.py"] = insert_freshness_bound(
+        _read(root / "pipelines" / "_catalogue.py"), spec
     )
     for relative, section in (
         (".dlt/config.toml", _config_section),
@@ -353,17 +353,19 @@ def _check_deployment_added(old: str, new: str, spec: Spec) -> None:
 
 
 def insert_freshness_bound(text: str, spec: Spec) -> str:
-    """``flows/freshness.py`` with a bound for ``spec`` as the last entry of ``FRESHNESS_BOUNDS``."""
+    """``pipelines/_catalogue.py`` with a bound for ``spec`` as the last entry of ``FRESHNESS_BOUNDS``."""
     match = re.search(r"^FRESHNESS_BOUNDS\b.*=\s*\{\n(?P<body>.*?)^\}", text, re.MULTILINE | re.DOTALL)
     if not match:
-        raise ScaffoldError("flows/freshness.py: FRESHNESS_BOUNDS = {...} not found; add the bound by hand")
+        raise ScaffoldError(
+            "pipelines/_catalogue.py: FRESHNESS_BOUNDS = {...} not found; add the bound by hand"
+        )
     entry = (
         "    # daily at 06:00 London (scaffolded): one missed run plus retries\n"
         f'    "{spec.name}": dt.timedelta(hours={FRESHNESS_HOURS}),\n'
     )
     new_text = text[: match.end("body")] + entry + text[match.end("body") :]
     if _freshness_keys(new_text) != _freshness_keys(text) | {spec.name}:
-        raise ScaffoldError("flows/freshness.py: could not insert the bound safely; add it by hand")
+        raise ScaffoldError("pipelines/_catalogue.py: could not insert the bound safely; add it by hand")
     return new_text
 
 
@@ -1108,7 +1110,7 @@ def next_steps(spec: Spec) -> str:
   2. Pipeline: pipelines/{n}.py - add run() options and CLI flags if the source has any.
   3. Flow: flows/{n}.py - pass the same options through the task.
   4. Deployment: check `{spec.deployment}` in prefect.yaml (daily {CRON} {TIMEZONE}, tags, description)
-     and its freshness bound in flows/freshness.py; keep the two in step.
+     and its freshness bound in pipelines/_catalogue.py; keep the two in step.
   5. Test on DuckDB: update {fake}, then
        uv run pytest tests/sources/test_{n}.py tests/pipelines/test_{n}.py tests/flows/test_{n}.py
        DLT__DESTINATION=duckdb uv run python -m pipelines.{n}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -36,7 +37,10 @@ def test_flow_loads_and_publishes_a_run_report(frankfurter: FakeFrankfurter, war
     assert warehouse.scalar("select count(*) from currencies.currencies") == result["total_rows"]
     [artifact] = artifacts(state.state_details.flow_run_id)
     assert artifact.key == "currencies-run-report"
-    assert "| currencies |" in artifact.data
+    assert json.loads(artifact.data) == [
+        {"table": "currencies", "rows": result["total_rows"], "new columns": "(new table)"}
+    ]
+    assert "## currencies: succeeded" in artifact.description and "- duration: sync" in artifact.description
 
 
 def test_retries_are_observed_on_the_task_run(

@@ -61,7 +61,9 @@ def test_run_report_on_failure_names_the_step_and_error(
     faults.fail_load(times=10)
     state = run_currencies()
     assert state.is_failed()
-    reports = [a.data for a in artifacts(state.state_details.flow_run_id) if a.key == "currencies-run-report"]
+    reports = [
+        a.description for a in artifacts(state.state_details.flow_run_id) if a.key == "currencies-run-report"
+    ]
     assert len(reports) == orchestration.RETRIES + 1, "one report per attempt"
     assert all("**failed at load**: InjectedFault: injected load fault" in r for r in reports)
     assert "destination: `duckdb`, dataset: `currencies`" in reports[0]
@@ -185,5 +187,5 @@ def test_a_never_loaded_dataset_is_stale(warehouse: Warehouse) -> None:
 def test_every_pipeline_declares_a_freshness_bound() -> None:
     from pathlib import Path
 
-    pipelines = {p.stem for p in Path("pipelines").glob("*.py") if p.stem != "__init__"}
+    pipelines = {p.stem for p in Path("pipelines").glob("*.py") if not p.stem.startswith("_")}
     assert pipelines == set(freshness_module.FRESHNESS_BOUNDS)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PIPELINES = sorted(
-    p.stem for p in (Path(__file__).parents[2] / "pipelines").glob("*.py") if p.stem != "__init__"
+    p.stem for p in (Path(__file__).parents[2] / "pipelines").glob("*.py") if not p.stem.startswith("_")
 )
 EXCEPTIONS = {
     # S3 for Snowpipe; the dataset is the first folder of the documented object layout

@@ -127,7 +127,7 @@ def test_hubspot_token_in_prefect_artefacts_logs_and_states(
     trap.add_pipeline(pipeline.create_pipeline())
     for state in states:
         run_id = state.state_details.flow_run_id
-        reports = [a.data for a in artifacts(run_id)]
+        reports = [f"{a.data}\n{a.description}" for a in artifacts(run_id)]
         assert reports and any("hubspot" in str(r) for r in reports)
         trap.add(str(state.message), *reports, *[r.message for r in logs(run_id)])
     assert "token was rejected" in str(states[1].message) or any("401" in t for t in trap.texts)

@@ -121,7 +121,12 @@ def test_scaffolded_files_follow_the_layout(scaffolded: Path) -> None:
 
 
 def test_shared_files_keep_their_comments_anchors_and_layout(scaffolded: Path) -> None:
-    for relative in ("prefect.yaml", "flows/freshness.py", ".dlt/config.toml", ".dlt/secrets.toml.example"):
+    for relative in (
+        "prefect.yaml",
+        "pipelines/_catalogue.py",
+        ".dlt/config.toml",
+        ".dlt/secrets.toml.example",
+    ):
         before = (REPO / relative).read_text().splitlines()
         after = (scaffolded / relative).read_text().splitlines()
         # every original line is still there, in order, unchanged: the scaffolder only inserted lines
@@ -153,7 +158,7 @@ def test_generated_code_passes_ruff_and_mypy(scaffolded: Path) -> None:
         done = run([PYTHON, "-m", "ruff", *command], scaffolded)
         assert done.returncode == 0, done.stdout + done.stderr
     files = [f for name in VARIANTS for f in generated_files(scaffolded, name)]
-    done = run([PYTHON, "-m", "mypy", *files, "utils/scaffold.py", "flows/freshness.py"], scaffolded)
+    done = run([PYTHON, "-m", "mypy", *files, "utils/scaffold.py", "pipelines/_catalogue.py"], scaffolded)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -251,7 +256,7 @@ def test_a_name_in_use_anywhere_is_refused_and_nothing_is_overwritten(
 ) -> None:
     root = copy_repository(tmp_path / "repo")
     if where == "freshness":
-        path = root / "flows" / "freshness.py"
+        path = root / "pipelines" / "_catalogue.py"
         path.write_text(
             path.read_text().replace(
                 "FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {\n",
