@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -79,7 +80,7 @@ def test_429_honours_retry_after(frankfurter: FakeFrankfurter) -> None:
         ('{"USD": "United States Dollar"}', "expected a JSON array"),
         ('[{"iso_code": "usd1", "name": "Broken"}]', "not a three-letter ISO 4217 code"),
         ('[{"iso_code": "USD"}]', "has no name"),
-        ('[{"iso_code": "USD", "name": "Dollar", "start_date": "yesterday"}]', "is not a date"),
+        ('[{"iso_code": "USD", "name": "Dollar", "start_date": "yesterday"}]', "is not a YYYY-MM-DD date"),
         ('[{"iso_code": "USD", "name": "A"}, {"iso_code": "USD", "name": "B"}]', "listed currency USD twice"),
     ],
 )
@@ -115,3 +116,13 @@ def test_open_exchange_rates_provider(oxr: FakeOpenExchangeRates) -> None:
     }
     assert result["SIT"]["is_active"] is False
     assert "app_id" not in oxr.requests[0].query, "currencies.json is keyless"
+
+
+def test_a_currency_stays_active_for_30_days_after_its_last_rate(frankfurter: FakeFrankfurter) -> None:
+    # the real server's "active" list is every currency published within the last 30 days
+    frankfurter.today = dt.date(2026, 1, 20)
+    bgn = {r["iso_code"]: r for r in rows()}["BGN"]
+    assert bgn["is_active"] is True and str(bgn["end_date"]) == "2025-12-31"
+    frankfurter.today = dt.date(2026, 2, 2)
+    assert "BGN" not in {r["iso_code"] for r in rows()}
+    assert {r["iso_code"]: r["is_active"] for r in rows(include_legacy=True)}["BGN"] is False
