@@ -167,9 +167,11 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     batch = _Batch(settings.base_currency, settings.provider_label, pendulum.now("UTC"))
     row_filter = _RowFilter(coverage)
     newly_covered: list[Interval] = []
+    newest = _Newest(max((end for ranges in coverage.values() for _, end in ranges), default=0))
 
     for request in _plan(settings, known):
-        requested, kept = _in_range(_fetch(client, settings, request), request, settings.base_currency)
+        answer = newest.track(_fetch(client, settings, request))
+        requested, kept = _in_range(answer, request, settings.base_currency)
         seen: set[tuple[int, str]] = set()
         for ordinal, quote, rate in kept:
             if (ordinal, quote) in seen:
@@ -183,9 +185,11 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     if len(batch):
         yield batch.flush()
 
-    # A day counts as loaded once the provider has published it or a later day (its /providers end date
-    # for Frankfurter; the day is over for Open Exchange Rates): a day without rates before that is a
-    # weekend or holiday for good. Newer days stay open for the next run.
+    # A day counts as loaded once the provider has published it or a later day: by its own word (the end
+    # date in /v2/providers for Frankfurter; the day is over for Open Exchange Rates) and by what the
+    # answers held (a cached or partial answer must not close a day it lacks). A day without rates
+    # before that is a weekend or holiday for good; newer days stay open for the next run.
+    settled_until = min(settled_until, newest.ordinal)
     settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
     if settled:
         selection = settings.selection
@@ -193,6 +197,18 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
         coverage_by_base[settings.base_currency] = {
             key: _to_state(ranges) for key, ranges in sorted(coverage.items())
         }
+
+
+class _Newest:
+    """The newest date seen in any answer of this run (or already covered), as an ordinal."""
+
+    def __init__(self, ordinal: int) -> None:
+        self.ordinal = ordinal
+
+    def track(self, rows: Iterator[Row]) -> Iterator[Row]:
+        for row in rows:
+            self.ordinal = max(self.ordinal, row[0].toordinal())
+            yield row
 
 
 def _in_range(

@@ -120,7 +120,12 @@ def frankfurter_currencies(client: RESTClient, *, legacy: bool) -> list[dict[str
 
 
 def _optional_date(value: Any, where: str) -> dt.date | None:
-    return None if value in (None, "") else parse_date(value, where)
+    if value in (None, ""):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ApiError(f"{where}: {value!r} is not a date (YYYY-MM-DD expected)") from None
 
 
 def _ndjson(response: requests.Response, what: str) -> Iterator[Any]:

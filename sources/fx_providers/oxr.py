@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
+import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
@@ -98,7 +99,23 @@ def _day(day: dt.date, rates: Any, base: str, quotes: Sequence[str], what: str) 
 
 def _json(client: RESTClient, path: str, what: str, params: dict[str, str], app_id: str) -> Any:
     response = get(client, path, what, params)
+    if response.status_code == 429 and _message(response) == "not_allowed":
+        # OXR answers a feature the plan lacks with 429 "not_allowed" (its documented error table), so it
+        # is retried like a rate limit first; what is left must not read as one
+        raise ApiError(
+            f"{what}: Open Exchange Rates answered 429 not_allowed - the plan behind this App ID does not "
+            "include this request: a base currency other than USD and time-series need a paid plan "
+            '(set sources.exchange_rates.base_currency = "USD" / oxr_time_series = false)'
+        )
     try:
         return parse_json(check_response(response, what), what)
     except ApiError as exc:  # belt and braces: no message may ever carry the App ID
         raise ApiError(str(exc).replace(app_id, "***")) from None
+
+
+def _message(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("message") if isinstance(body, dict) else None

@@ -80,7 +80,7 @@ def test_429_honours_retry_after(frankfurter: FakeFrankfurter) -> None:
         ('{"USD": "United States Dollar"}', "expected a JSON array"),
         ('[{"iso_code": "usd1", "name": "Broken"}]', "not a three-letter ISO 4217 code"),
         ('[{"iso_code": "USD"}]', "has no name"),
-        ('[{"iso_code": "USD", "name": "Dollar", "start_date": "yesterday"}]', "is not a YYYY-MM-DD date"),
+        ('[{"iso_code": "USD", "name": "Dollar", "start_date": "yesterday"}]', "is not a date"),
         ('[{"iso_code": "USD", "name": "A"}, {"iso_code": "USD", "name": "B"}]', "listed currency USD twice"),
     ],
 )

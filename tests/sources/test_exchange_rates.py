@@ -319,3 +319,19 @@ def test_oxr_drops_its_identity_row(oxr: FakeOpenExchangeRates) -> None:
     result = oxr_rows(oxr, mode="backfill", start_date="2024-01-13", end_date="2024-01-13")
     assert result and "USD" not in {r["quote_currency"] for r in result}
     assert oxr.requests[0].param("symbols") is None, "no quotes: every currency, the base listed at 1.0"
+
+
+def test_oxr_not_allowed_is_a_plan_error_not_a_rate_limit(oxr: FakeOpenExchangeRates) -> None:
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(
+            provider="openexchangerates",
+            base_url=oxr.base_url,
+            app_id=OXR_APP_ID,
+            base_currency="EUR",
+            mode="backfill",
+            start_date="2024-01-12",
+            end_date="2024-01-12",
+        )
+    message = str(api_error(exc))
+    assert "429 not_allowed" in message and "paid plan" in message and "rate limited" not in message
+    assert len(oxr.requests) == 3, "retried as a 429 first (bounded by RUNTIME__REQUEST_MAX_ATTEMPTS)"
