@@ -39,6 +39,9 @@ from utils.http import ApiError, api_client
 Mode = Literal["latest", "backfill"]
 MODES: Final = get_args(Mode)
 OXR_PROVIDER_KEY: Final = "OXR"
+CACHE_DAYS: Final = 4
+"""Frankfurter's edge may serve a range answer up to 3 days old (``max-age``, ``stale-while-revalidate``
+and ``stale-if-error`` of a day each, lib/versions/v2.rb), plus a day of margin."""
 BATCH_ROWS: Final = 10_000
 """Rows handed to dlt at a time: big enough to keep per-item overhead low, small enough to stay flat."""
 
@@ -185,11 +188,12 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     if len(batch):
         yield batch.flush()
 
-    # A day counts as loaded once the provider has published it or a later day: by its own word (the end
-    # date in /v2/providers for Frankfurter; the day is over for Open Exchange Rates) and by what the
-    # answers held (a cached or partial answer must not close a day it lacks). A day without rates
-    # before that is a weekend or holiday for good; newer days stay open for the next run.
-    settled_until = min(settled_until, newest.ordinal)
+    # A day counts as loaded once the provider has published it or a later day, by its own word (the end
+    # date in /v2/providers for Frankfurter; the day is over for Open Exchange Rates). Within the reach
+    # of Frankfurter's edge cache a day also needs an answer that holds it or a later day, so a stale
+    # cached answer cannot close a day it lacks. A day without rates before that is a weekend or holiday
+    # for good; newer days stay open for the next run.
+    settled_until = min(settled_until, max(newest.ordinal, settings.as_of.toordinal() - CACHE_DAYS))
     settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
     if settled:
         selection = settings.selection
