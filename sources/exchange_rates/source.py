@@ -8,9 +8,8 @@ it only advances when they load; a run that fails while extracting leaves it unt
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
@@ -22,6 +21,17 @@ from dlt.common.typing import TDataItem, TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
+from sources.exchange_rates.coverage import (
+    ALL_QUOTES,
+    Interval,
+    RowFilter,
+    covered_for,
+    from_state,
+    merge,
+    split_years,
+    subtract,
+    to_state,
+)
 from sources.fx_providers import (
     BASE_URLS,
     Row,
@@ -59,9 +69,6 @@ COLUMNS: Final[dict[str, Any]] = {
     "loaded_at": {"data_type": "timestamp", "nullable": False},
 }
 
-Interval = tuple[int, int]
-"""Inclusive range of proleptic Gregorian ordinals (``date.toordinal()``)."""
-ALL_QUOTES: Final = "*"
 EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
 
 
@@ -165,10 +172,10 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
         "coverage", {}
     )
     stored = coverage_by_base.get(settings.base_currency, {})
-    coverage = {selection: _from_state(ranges) for selection, ranges in stored.items()}
-    known = _covered_for(settings.quotes, coverage)
+    coverage = {selection: from_state(ranges) for selection, ranges in stored.items()}
+    known = covered_for(settings.quotes, coverage)
     batch = _Batch(settings.base_currency, settings.provider_label, pendulum.now("UTC"))
-    row_filter = _RowFilter(coverage)
+    row_filter = RowFilter(coverage)
     newly_covered: list[Interval] = []
     newest = _Newest(max((end for ranges in coverage.values() for _, end in ranges), default=0))
 
@@ -197,9 +204,9 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
     if settled:
         selection = settings.selection
-        coverage[selection] = _merge([*coverage.get(selection, []), *settled])
+        coverage[selection] = merge([*coverage.get(selection, []), *settled])
         coverage_by_base[settings.base_currency] = {
-            key: _to_state(ranges) for key, ranges in sorted(coverage.items())
+            key: to_state(ranges) for key, ranges in sorted(coverage.items())
         }
 
 
@@ -278,8 +285,8 @@ def _plan(settings: Settings, known: list[Interval]) -> list[Interval | None]:
         assert settings.start_date is not None
         end = min(settings.end_date.toordinal() if settings.end_date else as_of, last_closed)
         wanted = [(settings.start_date.toordinal(), end)]
-    gaps = _subtract(wanted, known)
-    return [chunk for gap in gaps for chunk in _split_years(gap)]
+    gaps = subtract(wanted, known)
+    return [chunk for gap in gaps for chunk in split_years(gap)]
 
 
 def _fetch(client: RESTClient, settings: Settings, request: Interval | None) -> Iterator[Row]:
@@ -352,102 +359,6 @@ class _Batch:
         )
         self._days, self._quotes, self._rates = [], [], []
         return table
-
-
-class _RowFilter:
-    """Answers "is (quote, day) already loaded?" from the coverage of every quote selection."""
-
-    def __init__(self, coverage: dict[str, list[Interval]]) -> None:
-        self._coverage = coverage
-        self._by_quote: dict[str, tuple[list[int], list[Interval]]] = {}
-        self._any = bool(coverage)
-
-    def covered(self, quote: str, day: int) -> bool:
-        if not self._any:
-            return False
-        if quote not in self._by_quote:
-            ranges = _merge(
-                r
-                for selection, intervals in self._coverage.items()
-                if selection == ALL_QUOTES or quote in selection.split(",")
-                for r in intervals
-            )
-            self._by_quote[quote] = ([start for start, _ in ranges], ranges)
-        starts, ranges = self._by_quote[quote]
-        index = bisect.bisect_right(starts, day) - 1
-        return index >= 0 and ranges[index][0] <= day <= ranges[index][1]
-
-
-def _covered_for(quotes: Sequence[str], coverage: dict[str, list[Interval]]) -> list[Interval]:
-    """Days on which every wanted quote is loaded: all-quote ranges, plus for a quote list the days
-    that selections containing each of its quotes cover."""
-    every = coverage.get(ALL_QUOTES, [])
-    if not quotes:
-        return every
-    common: list[Interval] | None = None
-    for quote in quotes:
-        ranges = _merge(r for selection, rs in coverage.items() if quote in selection.split(",") for r in rs)
-        common = ranges if common is None else _intersect(common, ranges)
-    return _merge([*every, *(common or [])])
-
-
-# interval arithmetic -------------------------------------------------------------------------------
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _intersect(left: list[Interval], right: list[Interval]) -> list[Interval]:
-    result = []
-    for a_start, a_end in left:
-        for b_start, b_end in right:
-            start, end = max(a_start, b_start), min(a_end, b_end)
-            if start <= end:
-                result.append((start, end))
-    return _merge(result)
-
-
-def _subtract(wanted: list[Interval], covered: list[Interval]) -> list[Interval]:
-    gaps = []
-    for start, end in wanted:
-        cursor = start
-        for c_start, c_end in covered:
-            if c_end < cursor or c_start > end:
-                continue
-            if c_start > cursor:
-                gaps.append((cursor, c_start - 1))
-            cursor = max(cursor, c_end + 1)
-        if cursor <= end:
-            gaps.append((cursor, end))
-    return gaps
-
-
-def _split_years(interval: Interval) -> list[Interval]:
-    """Split at calendar-year boundaries: one request per year keeps each response bounded (about
-    8,000 rows for 31 ECB quotes) and well inside Frankfurter's limit of 5 years per daily range, which
-    applies because ``providers`` is always sent (see ``docs/exchange_rates.md``)."""
-    start, end = interval
-    chunks = []
-    while start <= end:
-        year_end = dt.date(dt.date.fromordinal(start).year, 12, 31).toordinal()
-        chunks.append((start, min(end, year_end)))
-        start = year_end + 1
-    return chunks
-
-
-def _from_state(ranges: list[list[str]]) -> list[Interval]:
-    return _merge(
-        (dt.date.fromisoformat(a).toordinal(), dt.date.fromisoformat(b).toordinal()) for a, b in ranges
-    )
-
-
-def _to_state(ranges: list[Interval]) -> list[list[str]]:
-    return [[dt.date.fromordinal(a).isoformat(), dt.date.fromordinal(b).isoformat()] for a, b in ranges]
 
 
 # configuration ------------------------------------------------------------------------------------
