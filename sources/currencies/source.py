@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
 import dlt
 import pendulum
@@ -12,15 +11,8 @@ from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 
-from utils.http import ApiError, api_client, get_json
-
-Provider = Literal["frankfurter", "openexchangerates"]
-PROVIDERS: Final = get_args(Provider)
-DEFAULT_BASE_URLS: Final[dict[str, str]] = {
-    "frankfurter": "https://api.frankfurter.dev/v2",
-    "openexchangerates": "https://openexchangerates.org/api",
-}
-ISO_CODE: Final = re.compile(r"^[A-Z]{3}$")
+from sources.fx_providers import BASE_URLS, check_provider, frankfurter_currencies, oxr_currencies
+from utils.http import ApiError, api_client
 
 COLUMNS: Final[dict[str, Any]] = {
     "iso_code": {"data_type": "text", "nullable": False},
@@ -48,11 +40,8 @@ def currencies_source(
         base_url: API root; defaults to the provider's public URL.
         include_legacy: also load currencies no longer published (``is_active`` false).
     """
-    if provider not in PROVIDERS:
-        raise ValueError(
-            f"sources.currencies.provider={provider!r} is not supported; use one of {', '.join(PROVIDERS)}"
-        )
-    return currencies(provider, base_url or DEFAULT_BASE_URLS[provider], include_legacy)
+    check_provider(provider, "sources.currencies")
+    return currencies(provider, base_url or BASE_URLS[provider], include_legacy)
 
 
 SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
@@ -87,49 +76,20 @@ def currencies(provider: str, base_url: str, include_legacy: bool) -> Iterator[T
 
 def _frankfurter_rows(base_url: str, include_legacy: bool) -> list[dict[str, Any]]:
     client = api_client(base_url)
-    active = _frankfurter_list(get_json(client, "currencies", "Frankfurter currencies"))
+    active = frankfurter_currencies(client, legacy=False)
     if not include_legacy:
-        return active
+        return [{**row, "is_active": True} for row in active]
     active_codes = {row["iso_code"] for row in active}
-    every = _frankfurter_list(get_json(client, "currencies", "Frankfurter currencies", {"scope": "all"}))
-    for row in every:
-        row["is_active"] = row["iso_code"] in active_codes
-    return every
-
-
-def _frankfurter_list(body: Any) -> list[dict[str, Any]]:
-    if not isinstance(body, list):
-        raise ApiError(f"Frankfurter currencies: expected a JSON array, got {type(body).__name__}")
-    rows = []
-    for index, item in enumerate(body):
-        if not isinstance(item, dict):
-            raise ApiError(f"Frankfurter currencies: item {index} is {type(item).__name__}, not an object")
-        code = item.get("iso_code")
-        _check_code(code, f"Frankfurter currencies item {index}")
-        if not isinstance(item.get("name"), str) or not item["name"]:
-            raise ApiError(f"Frankfurter currencies: item {index} ({code}) has no name")
-        numeric = item.get("iso_numeric")
-        rows.append(
-            {
-                "iso_code": code,
-                "iso_numeric": None if numeric is None else str(numeric).zfill(3),
-                "name": item["name"],
-                "symbol": item.get("symbol"),
-                "start_date": _date(item.get("start_date"), code, "start_date"),
-                "end_date": _date(item.get("end_date"), code, "end_date"),
-                "is_active": True,
-            }
-        )
-    return rows
+    return [
+        {**row, "is_active": row["iso_code"] in active_codes}
+        for row in frankfurter_currencies(client, legacy=True)
+    ]
 
 
 def _open_exchange_rates_rows(base_url: str, include_legacy: bool) -> list[dict[str, Any]]:
     client = api_client(base_url)
-    active = _oxr_map(get_json(client, "currencies.json", "Open Exchange Rates currencies"))
-    names = active
-    if include_legacy:
-        every = get_json(client, "currencies.json", "Open Exchange Rates currencies", {"show_inactive": "1"})
-        names = _oxr_map(every)
+    active = oxr_currencies(client, show_inactive=False)
+    names = oxr_currencies(client, show_inactive=True) if include_legacy else active
     return [
         {
             "iso_code": code,
@@ -142,30 +102,3 @@ def _open_exchange_rates_rows(base_url: str, include_legacy: bool) -> list[dict[
         }
         for code, name in names.items()
     ]
-
-
-def _oxr_map(body: Any) -> dict[str, str]:
-    if not isinstance(body, dict):
-        raise ApiError(f"Open Exchange Rates currencies: expected a JSON object, got {type(body).__name__}")
-    for code, name in body.items():
-        _check_code(code, "Open Exchange Rates currencies")
-        if not isinstance(name, str):
-            raise ApiError(f"Open Exchange Rates currencies: {code} has a non-text name {name!r}")
-    return dict(body)
-
-
-def _check_code(code: Any, where: str) -> None:
-    if not isinstance(code, str) or not ISO_CODE.match(code):
-        raise ApiError(f"{where}: {code!r} is not a three-letter ISO 4217 code")
-
-
-def _date(value: Any, code: Any, field: str) -> pendulum.Date | None:
-    if value is None:
-        return None
-    try:
-        parsed = pendulum.parse(str(value), exact=True)
-    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
-        raise ApiError(f"Frankfurter currencies: {code}.{field}={value!r} is not a date: {exc}") from None
-    if not isinstance(parsed, pendulum.Date):
-        raise ApiError(f"Frankfurter currencies: {code}.{field}={value!r} is not a date")
-    return parsed if not isinstance(parsed, pendulum.DateTime) else parsed.date()

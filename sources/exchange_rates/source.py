@@ -8,9 +8,8 @@ it only advances when they load; a run that fails while extracting leaves it unt
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 
@@ -22,20 +21,37 @@ from dlt.common.typing import TDataItem, TSecretStrValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.exchange_rates.client import ISO_CODE, NoData, Row, frankfurter_rates, oxr_auth, oxr_rates
+from sources.exchange_rates.coverage import (
+    ALL_QUOTES,
+    Interval,
+    RowFilter,
+    covered_for,
+    from_state,
+    merge,
+    split_years,
+    subtract,
+    to_state,
+)
+from sources.fx_providers import (
+    BASE_URLS,
+    Row,
+    as_list,
+    check_provider,
+    config_code,
+    config_date,
+    frankfurter_providers,
+    frankfurter_rates,
+    oxr_auth,
+    oxr_rates,
+)
 from utils.http import ApiError, api_client
 
 Mode = Literal["latest", "backfill"]
-Provider = Literal["frankfurter", "openexchangerates"]
 MODES: Final = get_args(Mode)
-PROVIDERS: Final = get_args(Provider)
-DEFAULT_BASE_URLS: Final[dict[str, str]] = {
-    "frankfurter": "https://api.frankfurter.dev/v2",
-    "openexchangerates": "https://openexchangerates.org/api",
-}
 OXR_PROVIDER_KEY: Final = "OXR"
-SETTLE_DAYS: Final = 7
-"""Days after which a date without rates counts as final (the ECB publishes the same afternoon)."""
+CACHE_DAYS: Final = 4
+"""Frankfurter's edge may serve a range answer up to 3 days old (``max-age``, ``stale-while-revalidate``
+and ``stale-if-error`` of a day each, lib/versions/v2.rb), plus a day of margin."""
 BATCH_ROWS: Final = 10_000
 """Rows handed to dlt at a time: big enough to keep per-item overhead low, small enough to stay flat."""
 
@@ -53,9 +69,6 @@ COLUMNS: Final[dict[str, Any]] = {
     "loaded_at": {"data_type": "timestamp", "nullable": False},
 }
 
-Interval = tuple[int, int]
-"""Inclusive range of proleptic Gregorian ordinals (``date.toordinal()``)."""
-ALL_QUOTES: Final = "*"
 EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
 
 
@@ -142,49 +155,119 @@ def rates(options: dict[str, Any]) -> Iterator[TDataItem]:
     """Rows not loaded before, in batches; records the newly loaded ranges in the resource state.
 
     Options are validated here rather than in the source so that a bad setting fails the extract step
-    with a clear message in the run report.
+    with a clear message in the run report. What is kept of each answer:
+
+    - rows dated outside the requested range are dropped: Frankfurter's carry-forward surfaces the newest
+      earlier observation (up to 14 days back) when a range opens on a day without rates, or near a
+      currency's last publication; such a row belongs to another range, loaded or loadable by its own run;
+    - identity rows (base = quote, rate 1.0) are dropped for every provider (the one contract, see
+      ``docs/exchange_rates.md``);
+    - a (date, quote) already covered by an earlier run is dropped, so nothing is written twice.
     """
     settings = _settings(**options)
     oxr = settings.provider == "openexchangerates" and settings.app_id is not None
     client = api_client(settings.base_url, auth=oxr_auth(settings.app_id or "") if oxr else None)
+    settled_until = _settled_until(client, settings)
     coverage_by_base: dict[str, dict[str, list[list[str]]]] = dlt.current.resource_state().setdefault(
         "coverage", {}
     )
     stored = coverage_by_base.get(settings.base_currency, {})
-    coverage = {selection: _from_state(ranges) for selection, ranges in stored.items()}
-    known = _covered_for(settings.quotes, coverage)
+    coverage = {selection: from_state(ranges) for selection, ranges in stored.items()}
+    known = covered_for(settings.quotes, coverage)
     batch = _Batch(settings.base_currency, settings.provider_label, pendulum.now("UTC"))
-    row_filter = _RowFilter(coverage)
+    row_filter = RowFilter(coverage)
     newly_covered: list[Interval] = []
-    latest_seen = max((end for ranges in coverage.values() for _, end in ranges), default=0)
+    newest = _Newest(max((end for ranges in coverage.values() for _, end in ranges), default=0))
 
     for request in _plan(settings, known):
+        answer = newest.track(_fetch(client, settings, request))
+        requested, kept = _in_range(answer, request, settings.base_currency)
         seen: set[tuple[int, str]] = set()
-        newest = 0
-        for day, quote, rate in _fetch(client, settings, request):
-            ordinal = day.toordinal()
+        for ordinal, quote, rate in kept:
             if (ordinal, quote) in seen:
+                day = dt.date.fromordinal(ordinal)
                 raise ApiError(f"{settings.provider} listed {day} {settings.base_currency}/{quote} twice")
             seen.add((ordinal, quote))
-            newest = max(newest, ordinal)
             if not row_filter.covered(quote, ordinal) and batch.add(ordinal, quote, rate) >= BATCH_ROWS:
                 yield batch.flush()
-        latest_seen = max(latest_seen, newest)
-        newly_covered.append(request if request is not None else (newest, newest))
+        if requested is not None:
+            newly_covered.append(requested)
     if len(batch):
         yield batch.flush()
 
-    # A day counts as loaded once it has rates or a later day has been published (the provider will not
-    # add rates for it any more), or once it is more than SETTLE_DAYS old (a weekend or holiday at the end
-    # of a historical backfill). Newer days without rates stay open for the next run.
-    settled_until = max(latest_seen, settings.as_of.toordinal() - SETTLE_DAYS)
+    # A day counts as loaded once the provider has published it or a later day, by its own word (the end
+    # date in /v2/providers for Frankfurter; the day is over for Open Exchange Rates). Within the reach
+    # of Frankfurter's edge cache a day also needs an answer that holds it or a later day, so a stale
+    # cached answer cannot close a day it lacks. A day without rates before that is a weekend or holiday
+    # for good; newer days stay open for the next run.
+    settled_until = min(settled_until, max(newest.ordinal, settings.as_of.toordinal() - CACHE_DAYS))
     settled = [(start, min(end, settled_until)) for start, end in newly_covered if 0 < start <= settled_until]
     if settled:
         selection = settings.selection
-        coverage[selection] = _merge([*coverage.get(selection, []), *settled])
+        coverage[selection] = merge([*coverage.get(selection, []), *settled])
         coverage_by_base[settings.base_currency] = {
-            key: _to_state(ranges) for key, ranges in sorted(coverage.items())
+            key: to_state(ranges) for key, ranges in sorted(coverage.items())
         }
+
+
+class _Newest:
+    """The newest date seen in any answer of this run (or already covered), as an ordinal."""
+
+    def __init__(self, ordinal: int) -> None:
+        self.ordinal = ordinal
+
+    def track(self, rows: Iterator[Row]) -> Iterator[Row]:
+        for row in rows:
+            self.ordinal = max(self.ordinal, row[0].toordinal())
+            yield row
+
+
+def _in_range(
+    rows: Iterator[Row], request: Interval | None, base: str
+) -> tuple[Interval | None, Iterator[tuple[int, str, float]]]:
+    """The interval a request covers and its rows as ``(ordinal, quote, rate)``, identity rows and rows
+    dated outside the interval left out. The latest snapshot (``request is None``) mixes dates (each
+    quote's newest observation): it covers its newest date, and only rows of that date are kept."""
+    if request is not None:
+        start, end = request
+        kept = (
+            (day.toordinal(), quote, rate)
+            for day, quote, rate in rows
+            if quote != base and start <= day.toordinal() <= end
+        )
+        return request, kept
+    snapshot = [(day.toordinal(), quote, rate) for day, quote, rate in rows if quote != base]
+    if not snapshot:
+        return None, iter(())
+    newest = max(ordinal for ordinal, _, _ in snapshot)
+    return (newest, newest), iter([row for row in snapshot if row[0] == newest])
+
+
+def _settled_until(client: RESTClient, settings: Settings) -> int:
+    """The last day whose rates are final, as an ordinal; for Frankfurter also checks the configured
+    data provider keys, base and quotes against ``GET /v2/providers`` (a typo there answers 200 with
+    no rows on the real server, which would otherwise become a silent, permanent gap)."""
+    if settings.provider == "openexchangerates":
+        return settings.as_of.toordinal() - 1  # OXR has a rate for every day that is over
+    known = frankfurter_providers(client)
+    unknown = [key for key in settings.providers if key not in known]
+    if unknown:
+        raise ValueError(
+            f"sources.exchange_rates.providers: {', '.join(unknown)} is not a Frankfurter data provider; "
+            f"GET {settings.base_url}/providers lists {', '.join(sorted(known)) or 'none'}"
+        )
+    chosen = [known[key] for key in settings.providers]
+    published = set().union(*(p.currencies for p in chosen))
+    missing = [code for code in (settings.base_currency, *settings.quotes) if code not in published]
+    if missing:
+        raise ValueError(
+            f"sources.exchange_rates: {', '.join(settings.providers)} does not publish {', '.join(missing)} "
+            f"(see GET {settings.base_url}/providers); change base_currency/quotes or providers"
+        )
+    ends = [p.end_date for p in chosen]
+    if any(end is None for end in ends):
+        return 0  # a provider without data yet: nothing is final
+    return min(min(end for end in ends if end is not None), settings.as_of).toordinal()
 
 
 # planning ------------------------------------------------------------------------------------------
@@ -202,25 +285,22 @@ def _plan(settings: Settings, known: list[Interval]) -> list[Interval | None]:
         assert settings.start_date is not None
         end = min(settings.end_date.toordinal() if settings.end_date else as_of, last_closed)
         wanted = [(settings.start_date.toordinal(), end)]
-    gaps = _subtract(wanted, known)
-    return [chunk for gap in gaps for chunk in _split_years(gap)]
+    gaps = subtract(wanted, known)
+    return [chunk for gap in gaps for chunk in split_years(gap)]
 
 
 def _fetch(client: RESTClient, settings: Settings, request: Interval | None) -> Iterator[Row]:
     start = dt.date.fromordinal(request[0]) if request else None
     end = dt.date.fromordinal(request[1]) if request else None
     if settings.provider == "frankfurter":
-        try:
-            yield from frankfurter_rates(
-                client,
-                base=settings.base_currency,
-                quotes=settings.quotes,
-                providers=settings.providers,
-                start=start,
-                end=end,
-            )
-        except NoData:
-            return
+        yield from frankfurter_rates(
+            client,
+            base=settings.base_currency,
+            quotes=settings.quotes,
+            providers=settings.providers,
+            start=start,
+            end=end,
+        )
         return
     assert start is not None and end is not None and settings.app_id
     yield from oxr_rates(
@@ -281,100 +361,6 @@ class _Batch:
         return table
 
 
-class _RowFilter:
-    """Answers "is (quote, day) already loaded?" from the coverage of every quote selection."""
-
-    def __init__(self, coverage: dict[str, list[Interval]]) -> None:
-        self._coverage = coverage
-        self._by_quote: dict[str, tuple[list[int], list[Interval]]] = {}
-        self._any = bool(coverage)
-
-    def covered(self, quote: str, day: int) -> bool:
-        if not self._any:
-            return False
-        if quote not in self._by_quote:
-            ranges = _merge(
-                r
-                for selection, intervals in self._coverage.items()
-                if selection == ALL_QUOTES or quote in selection.split(",")
-                for r in intervals
-            )
-            self._by_quote[quote] = ([start for start, _ in ranges], ranges)
-        starts, ranges = self._by_quote[quote]
-        index = bisect.bisect_right(starts, day) - 1
-        return index >= 0 and ranges[index][0] <= day <= ranges[index][1]
-
-
-def _covered_for(quotes: Sequence[str], coverage: dict[str, list[Interval]]) -> list[Interval]:
-    """Days on which every wanted quote is loaded: all-quote ranges, plus for a quote list the days
-    that selections containing each of its quotes cover."""
-    every = coverage.get(ALL_QUOTES, [])
-    if not quotes:
-        return every
-    common: list[Interval] | None = None
-    for quote in quotes:
-        ranges = _merge(r for selection, rs in coverage.items() if quote in selection.split(",") for r in rs)
-        common = ranges if common is None else _intersect(common, ranges)
-    return _merge([*every, *(common or [])])
-
-
-# interval arithmetic -------------------------------------------------------------------------------
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
-    merged: list[Interval] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _intersect(left: list[Interval], right: list[Interval]) -> list[Interval]:
-    result = []
-    for a_start, a_end in left:
-        for b_start, b_end in right:
-            start, end = max(a_start, b_start), min(a_end, b_end)
-            if start <= end:
-                result.append((start, end))
-    return _merge(result)
-
-
-def _subtract(wanted: list[Interval], covered: list[Interval]) -> list[Interval]:
-    gaps = []
-    for start, end in wanted:
-        cursor = start
-        for c_start, c_end in covered:
-            if c_end < cursor or c_start > end:
-                continue
-            if c_start > cursor:
-                gaps.append((cursor, c_start - 1))
-            cursor = max(cursor, c_end + 1)
-        if cursor <= end:
-            gaps.append((cursor, end))
-    return gaps
-
-
-def _split_years(interval: Interval) -> list[Interval]:
-    """Split at calendar-year boundaries: one request per year keeps each response bounded."""
-    start, end = interval
-    chunks = []
-    while start <= end:
-        year_end = dt.date(dt.date.fromordinal(start).year, 12, 31).toordinal()
-        chunks.append((start, min(end, year_end)))
-        start = year_end + 1
-    return chunks
-
-
-def _from_state(ranges: list[list[str]]) -> list[Interval]:
-    return _merge(
-        (dt.date.fromisoformat(a).toordinal(), dt.date.fromisoformat(b).toordinal()) for a, b in ranges
-    )
-
-
-def _to_state(ranges: list[Interval]) -> list[list[str]]:
-    return [[dt.date.fromordinal(a).isoformat(), dt.date.fromordinal(b).isoformat()] for a, b in ranges]
-
-
 # configuration ------------------------------------------------------------------------------------
 def _settings(
     *,
@@ -393,15 +379,12 @@ def _settings(
     section = "sources.exchange_rates"
     if mode not in MODES:
         raise ValueError(f"{section}.mode={mode!r} is not supported; use one of {', '.join(MODES)}")
-    if provider not in PROVIDERS:
-        raise ValueError(
-            f"{section}.provider={provider!r} is not supported; use one of {', '.join(PROVIDERS)}"
-        )
-    base = _code(base_currency, f"{section}.base_currency")
-    quote_list = tuple(sorted({_code(q, f"{section}.quotes") for q in _as_list(quotes)} - {base}))
-    provider_list = tuple(sorted({p.strip().upper() for p in _as_list(providers) or ["ECB"] if p.strip()}))
-    start, end = _date(start_date, "start_date"), _date(end_date, "end_date")
-    today = _date(as_of, "as_of") or pendulum.now("UTC").date()
+    check_provider(provider, section)
+    base = config_code(base_currency, f"{section}.base_currency")
+    quote_list = tuple(sorted({config_code(q, f"{section}.quotes") for q in as_list(quotes)} - {base}))
+    provider_list = tuple(sorted({p.strip().upper() for p in as_list(providers) or ["ECB"] if p.strip()}))
+    start, end = config_date(start_date, "start_date"), config_date(end_date, "end_date")
+    today = config_date(as_of, "as_of") or pendulum.now("UTC").date()
     if mode == "backfill" and start is None:
         raise ValueError("a backfill needs a start date (--start-date YYYY-MM-DD)")
     if start and end and start > end:
@@ -414,7 +397,7 @@ def _settings(
     return Settings(
         mode=mode,
         provider=provider,
-        base_url=base_url or DEFAULT_BASE_URLS[provider],
+        base_url=base_url or BASE_URLS[provider],
         base_currency=base,
         quotes=quote_list,
         providers=provider_list,
@@ -424,31 +407,3 @@ def _settings(
         app_id=app_id,
         oxr_time_series=oxr_time_series,
     )
-
-
-def _as_list(value: list[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part for part in value.split(",") if part.strip()]
-    return list(value)
-
-
-def _code(value: Any, where: str) -> str:
-    code = str(value).strip().upper()
-    if not ISO_CODE.match(code):
-        raise ValueError(f"{where}: {value!r} is not a three-letter ISO 4217 code")
-    return code
-
-
-def _date(value: str | dt.date | None, name: str) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not a YYYY-MM-DD date") from None

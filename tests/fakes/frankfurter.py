@@ -1,10 +1,16 @@
 """A look-alike of the Frankfurter v2 API (https://frankfurter.dev), served on 127.0.0.1.
 
-Follows the published OpenAPI description: ``GET /v2/currencies`` (``scope=all`` adds legacy
-currencies) and ``GET /v2/rates`` (``date`` or ``from``/``to``, ``base``, ``quotes``, ``providers``;
-JSON array or NDJSON with ``Accept: application/x-ndjson``; 422 for invalid requests, 404 when a range
-holds no data). Rates are synthetic but deterministic: ECB working days only (weekends and TARGET
-holidays have none), each currency only between its start and end dates.
+It follows the real server's code (public repository ``lineofflight/frankfurter``, read at commit
+60541ad, 2026-08-21), not only its OpenAPI description, which still documents a 404 "no data" that the
+server never sends. Rates are synthetic but deterministic: one data provider, ``ECB``, publishing on
+TARGET working days (weekends, New Year, Good Friday, Easter Monday, 1 May, 25-26 December have none),
+each currency only between its start and end dates (BGN stops after 2025-12-31, as it did).
+
+The behaviours it follows, each with its evidence, are in ``tests/fakes/frankfurter.md``.
+
+Not modelled (404 here, served by the real API): ``/v2/rate/{base}/{quote}``, ``/v2/currency/{code}``,
+CSV; ``group=week|month`` and ``expand=providers`` answer 422 here. The real server also pivots through
+USD and blends several providers; with ``providers=ECB`` that reduces to ECB's own rates, as here.
 
 Run it by hand for the quick start::
 
@@ -17,15 +23,28 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+
+from dateutil.easter import easter
 
 from tests.fakes.base import FakeApi, Request, Response
 
 ECB_START = dt.date(1999, 1, 4)
+LOOKBACK_DAYS = 14
+CHUNK_MONTHS = 3
+MAX_DAILY_RANGE_YEARS = 5
+MAX_SHORT_LIST = 5
+ALLOWED_PARAMS = frozenset({"base", "quotes", "providers", "date", "from", "to", "group", "expand"})
+PIVOT = "EUR"
+PROVIDER = "ECB"
+OTHER_ISO_CODES = frozenset({"ISK", "HKD", "BMD", "XAU", "INR", "BRL"})
+"""Real ISO 4217 codes the look-alike's ECB does not publish: valid in a request, never in an answer."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,7 @@ class Currency:
 
 CURRENCIES: tuple[Currency, ...] = (
     Currency("AUD", "036", "Australian Dollar", "A$", 1.65),
-    Currency("BGN", "975", "Bulgarian Lev", "лв", 1.9558, dt.date(2000, 7, 19)),
+    Currency("BGN", "975", "Bulgarian Lev", "лв", 1.9558, dt.date(2000, 7, 19), dt.date(2025, 12, 31)),
     Currency("CAD", "124", "Canadian Dollar", "C$", 1.47),
     Currency("CHF", "756", "Swiss Franc", "CHF", 0.94),
     Currency("CNY", "156", "Chinese Renminbi Yuan", "¥", 7.8, dt.date(2005, 4, 1)),
@@ -61,15 +80,23 @@ CURRENCIES: tuple[Currency, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=20_000)
 def is_working_day(day: dt.date) -> bool:
     """ECB reference rates are published on TARGET working days."""
     if day.weekday() >= 5:
         return False
-    return (day.month, day.day) not in {(1, 1), (5, 1), (12, 25), (12, 26)}
+    if (day.month, day.day) in {(1, 1), (5, 1), (12, 25), (12, 26)}:
+        return False
+    easter_sunday = easter(day.year)
+    return day not in {easter_sunday - dt.timedelta(days=2), easter_sunday + dt.timedelta(days=1)}
+
+
+class Invalid(Exception):
+    """A request the real server answers with 422 and this lower-case message."""
 
 
 class FakeFrankfurter(FakeApi):
-    """Frankfurter v2 look-alike. ``today`` fixes the newest date it has data for."""
+    """Frankfurter v2 look-alike. ``today`` is the service clock and the newest date with rates."""
 
     prefix = "/v2"
 
@@ -86,61 +113,231 @@ class FakeFrankfurter(FakeApi):
 
     @property
     def latest(self) -> dt.date:
+        """The newest date the ECB has published."""
         day = self.today
         while not is_working_day(day):
             day -= dt.timedelta(days=1)
         return day
 
-    def handle(self, request: Request) -> Response:
-        if request.method != "GET":
-            return Response.json({"message": "Method not allowed"}, 405)
-        if request.path == "/v2/currencies":
-            return self._currencies(request)
-        if request.path == "/v2/rates":
-            return self._rates(request)
-        return Response.json({"message": "Not found"}, 404)
+    def per_euro(self, code: str, day: dt.date) -> float:
+        """The published units of ``code`` per euro (five significant digits, like the ECB)."""
+        currency = self.currencies[code]
+        if code == PIVOT:
+            return 1.0
+        wobble = 1 + 0.08 * math.sin(day.toordinal() / 90 + len(code) + ord(code[0]))
+        return float(f"{currency.per_euro * wobble:.5g}")
 
-    # /currencies -----------------------------------------------------------------------------
+    def published(self, code: str, day: dt.date) -> bool:
+        """Whether the ECB published a rate for ``code`` on ``day``."""
+        currency = self.currencies.get(code)
+        if currency is None or code == PIVOT or not is_working_day(day) or day > self.today:
+            return False
+        return currency.start <= day <= (currency.end or self.today)
+
+    # routing -----------------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        routes = {
+            "/v2/rates": self._rates,
+            "/v2/currencies": self._currencies,
+            "/v2/providers": self._providers,
+        }
+        route = routes.get(request.path)
+        if request.method != "GET" or route is None:
+            return _json({"status": 404, "message": "not found"}, 404)
+        try:
+            return route(request)
+        except Invalid as exc:
+            return _json({"status": 422, "message": str(exc)}, 422)
+
+    # /providers --------------------------------------------------------------------------------
+    def _providers(self, request: Request) -> Response:
+        latest = self.latest
+        missed = sum(is_working_day(d) for d in _days(latest + dt.timedelta(days=1), self.today))
+        return _json(
+            [
+                {
+                    "key": PROVIDER,
+                    "name": "European Central Bank",
+                    "country_code": "EU",
+                    "rate_type": "reference rate",
+                    "pivot_currency": PIVOT,
+                    "data_url": "https://www.ecb.europa.eu/stats/eurofxref/",
+                    "terms_url": "https://www.ecb.europa.eu/services/disclaimer/html/index.en.html",
+                    "start_date": ECB_START.isoformat(),
+                    "end_date": latest.isoformat(),
+                    "publish_cadence": "daily",
+                    "publishes_missed": missed,
+                    "currencies": sorted(self.currencies),
+                }
+            ]
+        )
+
+    # /currencies -------------------------------------------------------------------------------
     def _currencies(self, request: Request) -> Response:
-        scope = request.param("scope")
-        if scope not in (None, "all"):
-            return Response.json({"message": f"invalid scope: {scope}"}, 422)
-        rows = [
-            {
-                "iso_code": c.iso_code,
-                "iso_numeric": c.iso_numeric,
-                "name": c.name,
-                "symbol": c.symbol,
-                "start_date": c.start.isoformat(),
-                "end_date": (c.end or self.latest).isoformat(),
-            }
-            for c in self.currencies.values()
-            if scope == "all" or c.end is None
-        ]
-        return Response.json(rows)
+        providers = request.param("providers")
+        if providers is not None:
+            keys = providers.upper().split(",")
+            listed = list(self.currencies.values()) if PROVIDER in keys else []
+        elif request.param("scope") == "all":
+            listed = list(self.currencies.values())
+        else:
+            cutoff = self.today - dt.timedelta(days=30)
+            listed = [c for c in self.currencies.values() if self._last_date(c) >= cutoff]
+        return _json(
+            [
+                {
+                    "iso_code": c.iso_code,
+                    "iso_numeric": c.iso_numeric,
+                    "name": c.name,
+                    "symbol": c.symbol,
+                    "start_date": max(c.start, ECB_START).isoformat(),
+                    "end_date": self._last_date(c).isoformat(),
+                }
+                for c in sorted(listed, key=lambda c: c.iso_code)
+            ]
+        )
+
+    def _last_date(self, currency: Currency) -> dt.date:
+        day = min(currency.end or self.today, self.today)
+        while not is_working_day(day):
+            day -= dt.timedelta(days=1)
+        return day
 
     # /rates ------------------------------------------------------------------------------------
     def _rates(self, request: Request) -> Response:
-        try:
-            start, end = self._date_range(request)
-            base = self._currency(request.param("base") or "EUR")
-            quotes = [self._currency(q) for q in (request.param("quotes") or "").split(",") if q]
-            providers = [p for p in (request.param("providers") or "ECB").split(",") if p]
-            unknown = [p for p in providers if p != "ECB"]
-            if unknown:
-                raise ValueError(f"Unknown provider: {', '.join(unknown)}")
-        except ValueError as exc:
-            return Response.json({"message": str(exc)}, 422)
-
-        quote_codes = quotes or [c for c in self.currencies if c != base]
-        days = [d for d in _days(start, end) if is_working_day(d)]
-        if not days or not any(self._has_rate(base, d) for d in days):
-            return Response.json({"message": "No data found"}, 404)
-
-        records = self._records(days, base, [q for q in quote_codes if q != base])
+        query = self._query(request)
+        records = self._range(**query) if query.pop("range") else self._snapshot(**query)
         if "application/x-ndjson" in request.headers.get("accept", ""):
-            return Response(200, self._ndjson(records), {"Content-Type": "application/x-ndjson"})
-        return Response.json(list(records))
+            headers = {"Content-Type": "application/x-ndjson", "Vary": "Accept"}
+            return Response(200, self._ndjson(records), headers)
+        return _json(list(records))
+
+    def _query(self, request: Request) -> dict[str, Any]:
+        unknown = sorted(set(request.query) - ALLOWED_PARAMS)
+        if unknown:
+            raise Invalid(f"unknown parameter: {', '.join(unknown)}")
+        date, start, end = (_parse(request.param(k)) for k in ("date", "from", "to"))
+        if any(
+            request.param(k) is not None and v is None
+            for k, v in zip(("date", "from", "to"), (date, start, end), strict=True)
+        ):
+            raise Invalid("invalid date")
+        if date and (start or end):
+            raise Invalid("conflicting params")
+        group, expand = request.param("group"), request.param("expand")
+        if group is not None:
+            raise Invalid(
+                "invalid group" if group.lower() not in ("week", "month") else "group is not modelled"
+            )
+        if expand is not None:
+            raise Invalid(
+                f"invalid expand: {expand}" if expand.lower() != "providers" else "expand is not modelled"
+            )
+        base = (request.param("base") or PIVOT).upper()
+        quotes = request.param("quotes")
+        quote_list = quotes.upper().split(",") if quotes is not None else None
+        invalid = [
+            c for c in [base, *(quote_list or [])] if c not in self.currencies and c not in OTHER_ISO_CODES
+        ]
+        if invalid:
+            raise Invalid(f"invalid currency: {','.join(invalid)}")
+        providers = request.param("providers")
+        provider_list = providers.upper().split(",") if providers is not None else None
+        if start is not None:
+            last = end or self.today
+            short = (
+                quote_list and provider_list and len(set(quote_list)) <= 5 and len(set(provider_list)) <= 5
+            )
+            if provider_list is not None and not short and min(last, self.today) > _add_years(start, 5):
+                raise Invalid(
+                    f"date range exceeds {MAX_DAILY_RANGE_YEARS} years at daily granularity; "
+                    f"filter with quotes= ({MAX_SHORT_LIST} currencies or fewer), "
+                    "aggregate with group=week or group=month, "
+                    "or split the range into shorter requests"
+                )
+            return {
+                "range": True,
+                "start": start,
+                "end": last,
+                "base": base,
+                "quotes": quote_list,
+                "providers": provider_list,
+            }
+        scope = date or self.today + dt.timedelta(days=1)
+        return {"range": False, "day": scope, "base": base, "quotes": quote_list, "providers": provider_list}
+
+    def _contributors(self, anchor: dt.date, providers: list[str] | None) -> dict[str, tuple[dt.date, float]]:
+        """Each quote's newest observation within the lookback, keeping its own date (CarryForward)."""
+        if providers is not None and PROVIDER not in providers:
+            return {}
+        found = {}
+        for code in self.currencies:
+            for back in range(LOOKBACK_DAYS + 1):
+                day = anchor - dt.timedelta(days=back)
+                if self.published(code, day):
+                    found[code] = (day, self.per_euro(code, day))
+                    break
+        return found
+
+    def _emit(
+        self,
+        contributors: dict[str, tuple[dt.date, float]],
+        base: str,
+        quotes: list[str] | None,
+        passthrough: bool,
+    ) -> list[dict[str, Any]]:
+        if not contributors:
+            return []
+        pivot_rows = [(day, PIVOT, code, rate) for code, (day, rate) in contributors.items()]
+        if base == PIVOT:
+            blended = pivot_rows
+        elif base not in contributors:
+            return []  # no path to derive the base
+        else:
+            base_day, base_rate = contributors[base]
+            blended = [
+                (day, base, code, rate / base_rate) for day, _, code, rate in pivot_rows if code != base
+            ]
+            blended.append((base_day, base, PIVOT, 1.0 / base_rate))
+        records = [
+            {"date": day.isoformat(), "base": b, "quote": q, "rate": rate if passthrough else _round(rate)}
+            for day, b, q, rate in blended
+            if quotes is None or q in quotes
+        ]
+        if (quotes is None or base in quotes) and not any(r["quote"] == base for r in records):
+            dates = [str(r["date"]) for r in records] or [max(row[0] for row in blended).isoformat()]
+            ref = max(dates)
+            records.append({"date": ref, "base": base, "quote": base, "rate": 1.0})
+        return records
+
+    def _snapshot(
+        self, day: dt.date, base: str, quotes: list[str] | None, providers: list[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        passthrough = providers is not None and len(providers) == 1 and base == PIVOT
+        records = self._emit(self._contributors(day, providers), base, quotes, passthrough)
+        yield from sorted(records, key=lambda r: r["quote"])
+
+    def _range(
+        self, start: dt.date, end: dt.date, base: str, quotes: list[str] | None, providers: list[str] | None
+    ) -> Iterator[dict[str, Any]]:
+        passthrough = providers is not None and len(providers) == 1 and base == PIVOT
+        seen: set[tuple[str, str]] = set()
+        cursor = start
+        while cursor <= end:
+            chunk_end = min(_add_months(cursor, CHUNK_MONTHS) - dt.timedelta(days=1), end)
+            with_data = [d for d in _days(cursor, chunk_end) if self._any_published(d)]
+            anchors = with_data if cursor in with_data else [cursor, *with_data]
+            for anchor in anchors:
+                records = self._emit(self._contributors(anchor, providers), base, quotes, passthrough)
+                for record in sorted(records, key=lambda r: (r["date"], r["quote"])):
+                    key = (record["quote"], record["date"])
+                    if key not in seen:
+                        seen.add(key)
+                        yield record
+            cursor = chunk_end + dt.timedelta(days=1)
+
+    def _any_published(self, day: dt.date) -> bool:
+        return is_working_day(day) and day <= self.today
 
     def _ndjson(self, records: Iterator[dict[str, object]]) -> Iterator[bytes]:
         for record in records:
@@ -151,51 +348,13 @@ class FakeFrankfurter(FakeApi):
                 self.break_stream_after -= 1
             yield json.dumps(record).encode() + b"\n"
 
-    def _date_range(self, request: Request) -> tuple[dt.date, dt.date]:
-        date, start, end = request.param("date"), request.param("from"), request.param("to")
-        if date and (start or end):
-            raise ValueError("date cannot be combined with from/to")
-        if date:
-            day = _parse(date, "date")
-            while not is_working_day(day) and day > ECB_START:
-                day -= dt.timedelta(days=1)
-            return day, day
-        if end and not start:
-            raise ValueError("to requires from")
-        if not start:
-            return self.latest, self.latest
-        first, last = _parse(start, "from"), _parse(end, "to") if end else self.today
-        if first > last:
-            raise ValueError("from must be on or before to")
-        return first, min(last, self.today)
 
-    def _currency(self, code: str) -> str:
-        code = code.strip().upper()
-        if code not in self.currencies:
-            raise ValueError(f"Invalid currency: {code}")
-        return code
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(payload).encode(), {"Content-Type": "application/json; charset=utf-8"})
 
-    def _has_rate(self, code: str, day: dt.date) -> bool:
-        currency = self.currencies[code]
-        return currency.start <= day <= (currency.end or self.latest)
 
-    def per_euro(self, code: str, day: dt.date) -> float:
-        """The synthetic rate of ``code`` per euro on ``day`` (1.0 for EUR)."""
-        currency = self.currencies[code]
-        if code == "EUR":
-            return 1.0
-        wobble = 1 + 0.08 * math.sin(day.toordinal() / 90 + len(code) + ord(code[0]))
-        return currency.per_euro * wobble
-
-    def _records(self, days: list[dt.date], base: str, quotes: list[str]) -> Iterator[dict[str, object]]:
-        for day in days:
-            if not self._has_rate(base, day):
-                continue
-            base_rate = self.per_euro(base, day)
-            for quote in quotes:
-                if self._has_rate(quote, day):
-                    rate = self.per_euro(quote, day) / base_rate
-                    yield {"date": day.isoformat(), "base": base, "quote": quote, "rate": round(rate, 6)}
+def _round(rate: float) -> float:
+    return float(f"{rate:.6g}")
 
 
 def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
@@ -205,11 +364,29 @@ def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
         day += dt.timedelta(days=1)
 
 
-def _parse(value: str, name: str) -> dt.date:
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """Ruby's ``Date#>>``: the same day ``months`` later, clamped to the month's end."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _add_years(day: dt.date, years: int) -> dt.date:
+    return _add_months(day, 12 * years)
+
+
+def _parse(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"Invalid {name}: {value}") from None
+        return None
 
 
 def main() -> None:

@@ -84,6 +84,50 @@ def test_a_day_not_yet_published_is_picked_up_by_the_next_run(
     assert_no_duplicates(warehouse)
 
 
+def test_daily_runs_over_a_weekend_and_a_holiday(
+    frankfurter: FakeFrankfurter, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the real server answers a range that opens on a day without rates with the previous working day's
+    # rows, dated that day: before `from`, already loaded, so dropped - never an error, never twice
+    for today in (
+        "2025-12-19",
+        "2025-12-20",
+        "2025-12-21",
+        "2025-12-24",
+        "2025-12-25",
+        "2025-12-27",
+        "2025-12-29",
+        "2026-01-01",
+        "2026-01-02",
+    ):
+        frankfurter.today = dt.date.fromisoformat(today)
+        monkeypatch.setenv("SOURCES__EXCHANGE_RATES__AS_OF", today)
+        exchange_rates.run()
+        assert_no_duplicates(warehouse)
+    assert dates(warehouse) == [dt.date(2025, 12, d) for d in (19, 22, 23, 24, 29, 30, 31)] + [
+        dt.date(2026, 1, 2)
+    ]
+
+
+def test_bgn_after_its_last_publication_loads_once(
+    frankfurter: FakeFrankfurter, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__QUOTES", '["BGN", "USD"]')
+    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__AS_OF", "2026-01-09")
+    frankfurter.today = dt.date(2026, 1, 9)
+    exchange_rates.run(backfill=True, start_date="2025-12-01", end_date="2026-01-06")
+    for today in ("2026-01-07", "2026-01-08", "2026-01-09"):  # BGN dated 2025-12-31 comes with every answer
+        frankfurter.today = dt.date.fromisoformat(today)
+        monkeypatch.setenv("SOURCES__EXCHANGE_RATES__AS_OF", today)
+        exchange_rates.run()
+    exchange_rates.run(backfill=True, start_date="2025-12-20", end_date="2026-01-09")
+    assert_no_duplicates(warehouse)
+    bgn = warehouse.query(
+        "select max(rate_date), count(*) from exchange_rates.rates where quote_currency = 'BGN'"
+    )
+    assert bgn == [(dt.date(2025, 12, 31), 21)], "BGN's 21 working days of December, each once"
+
+
 def test_first_daily_run_loads_the_latest_day_then_carries_on(
     frankfurter: FakeFrankfurter, warehouse: Warehouse
 ) -> None:

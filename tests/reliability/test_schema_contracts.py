@@ -101,14 +101,14 @@ def test_currencies_rejects_a_value_that_does_not_fit_its_type(
     from sources.currencies import source as currencies_module
 
     currencies.run()
-    rows_of = currencies_module._frankfurter_list
+    rows_of = currencies_module._frankfurter_rows
 
-    def changed(body: Any) -> list[dict[str, Any]]:  # e.g. a provider flag "sometimes" for is_active
-        rows = rows_of(body)
+    def changed(base_url: str, include_legacy: bool) -> list[dict[str, Any]]:  # e.g. a flag "sometimes"
+        rows = rows_of(base_url, include_legacy)
         rows[0]["is_active"] = "sometimes"
         return rows
 
-    monkeypatch.setattr(currencies_module, "_frankfurter_list", changed)
+    monkeypatch.setattr(currencies_module, "_frankfurter_rows", changed)
     assert_rejected(currencies.run, warehouse, "currencies", "currencies", "is_active__v_text", "data_type")
 
 

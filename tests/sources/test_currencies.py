@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -115,3 +116,13 @@ def test_open_exchange_rates_provider(oxr: FakeOpenExchangeRates) -> None:
     }
     assert result["SIT"]["is_active"] is False
     assert "app_id" not in oxr.requests[0].query, "currencies.json is keyless"
+
+
+def test_a_currency_stays_active_for_30_days_after_its_last_rate(frankfurter: FakeFrankfurter) -> None:
+    # the real server's "active" list is every currency published within the last 30 days
+    frankfurter.today = dt.date(2026, 1, 20)
+    bgn = {r["iso_code"]: r for r in rows()}["BGN"]
+    assert bgn["is_active"] is True and str(bgn["end_date"]) == "2025-12-31"
+    frankfurter.today = dt.date(2026, 2, 2)
+    assert "BGN" not in {r["iso_code"] for r in rows()}
+    assert {r["iso_code"]: r["is_active"] for r in rows(include_legacy=True)}["BGN"] is False

@@ -60,8 +60,10 @@ def test_a_28_year_backfill_takes_one_streamed_request_per_calendar_year(
 
 
 def test_rows_have_exactly_the_contract_columns_and_types(frankfurter: FakeFrankfurter) -> None:
-    result = rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
-    quotes = sorted(c.iso_code for c in CURRENCIES if c.end is None and c.iso_code != "EUR")
+    day = dt.date(2024, 1, 15)
+    result = rows(mode="backfill", start_date=day, end_date=day)
+    quotes = sorted(c.iso_code for c in CURRENCIES if frankfurter.published(c.iso_code, day))
+    assert "BGN" in quotes and "EUR" not in quotes, "no identity row (EUR/EUR 1.0) is loaded"
     assert sorted(r["quote_currency"] for r in result) == quotes
     usd = next(r for r in result if r["quote_currency"] == "USD")
     assert list(usd) == CONTRACT == list(COLUMNS)
@@ -89,18 +91,20 @@ def test_latest_without_history_asks_for_the_latest_day(frankfurter: FakeFrankfu
 
 
 def test_weekends_and_holidays_are_not_errors(frankfurter: FakeFrankfurter) -> None:
-    assert rows(mode="backfill", start_date="2026-11-14", end_date="2026-11-15") == []  # Sat-Sun: HTTP 404
+    # Sat-Sun: the real server carries Friday's rows forward, dated Friday: outside the range, dropped
+    assert rows(mode="backfill", start_date="2026-11-14", end_date="2026-11-15") == []
     assert frankfurter.requests[-1].param("from") == "2026-11-14"
     christmas = rows(mode="backfill", start_date="2025-12-24", end_date="2025-12-28", quotes="USD")
     assert [r["rate_date"] for r in christmas] == [dt.date(2025, 12, 24)]
 
 
 def test_422_is_a_clear_error(frankfurter: FakeFrankfurter) -> None:
+    frankfurter.fail(422, body='{"status": 422, "message": "invalid date"}', path="/rates")
     with pytest.raises(ResourceExtractionError) as exc:
-        rows(mode="backfill", start_date="2024-01-01", end_date="2024-01-31", base_currency="XXX")
+        rows(mode="backfill", start_date="2024-01-01", end_date="2024-01-31")
     message = str(api_error(exc))
-    assert "HTTP 422" in message and "Invalid currency: XXX" in message
-    assert len(frankfurter.requests) == 1, "a 422 is not retried"
+    assert "HTTP 422" in message and "invalid date" in message
+    assert len(frankfurter.requests_to("/rates")) == 1, "a 422 is not retried"
 
 
 def test_429_honours_retry_after_and_5xx_is_retried(frankfurter: FakeFrankfurter) -> None:
@@ -120,6 +124,7 @@ def test_persistent_5xx_fails_after_bounded_retries(frankfurter: FakeFrankfurter
     message = str(api_error(exc))
     assert "HTTP 502" in message and "upstream unavailable" in message
     assert len(frankfurter.requests) == 3, "RUNTIME__REQUEST_MAX_ATTEMPTS bounds the retries"
+    assert "/providers" in message, "the first request of a run is the provider list"
 
 
 def test_a_stream_cut_mid_body_is_a_clear_error(frankfurter: FakeFrankfurter) -> None:
@@ -135,10 +140,6 @@ def test_a_stream_cut_mid_body_is_a_clear_error(frankfurter: FakeFrankfurter) ->
         ("not json\n", "line 1 of the NDJSON stream is not JSON"),
         ('{"date": "2024-01-15", "base": "EUR", "quote": "USD", "rate": -1}\n', "not a positive number"),
         ('{"date": "2024-01-15", "base": "USD", "quote": "GBP", "rate": 1.1}\n', "has base 'USD'"),
-        (
-            '{"date": "2023-01-15", "base": "EUR", "quote": "USD", "rate": 1.1}\n',
-            "outside the requested range",
-        ),
         ('{"date": "2024-01-15", "base": "EUR", "quote": "usd", "rate": 1.1}\n', "not a three-letter ISO"),
         ('{"date": "15/01/2024", "base": "EUR", "quote": "USD", "rate": 1.1}\n', "not a YYYY-MM-DD date"),
         (
@@ -148,7 +149,7 @@ def test_a_stream_cut_mid_body_is_a_clear_error(frankfurter: FakeFrankfurter) ->
     ],
 )
 def test_malformed_records_are_rejected(frankfurter: FakeFrankfurter, body: str, expected: str) -> None:
-    frankfurter.fail(200, body=body, headers={"Content-Type": "application/x-ndjson"})
+    frankfurter.fail(200, body=body, headers={"Content-Type": "application/x-ndjson"}, path="/rates")
     with pytest.raises(ResourceExtractionError) as exc:
         rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
     assert expected in str(api_error(exc))
@@ -156,7 +157,7 @@ def test_malformed_records_are_rejected(frankfurter: FakeFrankfurter, body: str,
 
 def test_a_plain_json_array_is_accepted_too(frankfurter: FakeFrankfurter) -> None:
     body = '[{"date": "2024-01-15", "base": "EUR", "quote": "USD", "rate": 1.0923}]'
-    frankfurter.fail(200, body=body, headers={"Content-Type": "application/json"})
+    frankfurter.fail(200, body=body, headers={"Content-Type": "application/json"}, path="/rates")
     assert [
         (r["quote_currency"], r["rate"])
         for r in rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
@@ -213,11 +214,7 @@ def test_oxr_time_series_covers_31_days_per_request(oxr: FakeOpenExchangeRates) 
         ("2024-02-01", "2024-03-02"),
         ("2024-03-03", "2024-03-31"),
     ]
-    assert (
-        len({r["rate_date"] for r in result})
-        == len(result)
-        == working_days(dt.date(2024, 1, 1), dt.date(2024, 3, 31))
-    )
+    assert len({r["rate_date"] for r in result}) == len(result) == 91, "every calendar day, 1 January too"
 
 
 def test_oxr_latest_loads_the_last_closed_day(oxr: FakeOpenExchangeRates) -> None:
@@ -231,13 +228,110 @@ def test_oxr_errors_never_show_the_app_id(
 ) -> None:
     oxr.fail(
         403,
-        body='{"error": true, "message": "not_allowed", "description": "Plan limits"}',
+        body='{"error": true, "status": 403, "message": "access_restricted", "description": "Plan limits"}',
         path="/historical",
     )
     with pytest.raises(ResourceExtractionError) as exc:
         oxr_rows(oxr, mode="backfill", start_date="2024-01-12", end_date="2024-01-12")
     message = str(api_error(exc))
-    assert "HTTP 403" in message and "not_allowed" in message and "app_id" not in message
+    assert "HTTP 403" in message and "access_restricted" in message and "app_id" not in message
     header = f"Token {OXR_APP_ID}"
     assert all(r.headers["authorization"] == header and not r.param("app_id") for r in oxr.requests)
     assert OXR_APP_ID not in message and OXR_APP_ID not in caplog.text
+
+
+# what the real Frankfurter sends on an ordinary day (see tests/fakes/frankfurter.md) ---------------
+def published_pairs(fake: FakeFrankfurter, start: dt.date, end: dt.date, quotes: list[str]) -> set[Any]:
+    days = (start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+    return {(day, quote) for day in days for quote in quotes if fake.published(quote, day)}
+
+
+def test_a_backfill_starting_on_1_january_drops_the_carried_forward_rows(
+    frankfurter: FakeFrankfurter,
+) -> None:
+    result = rows(mode="backfill", start_date="2024-01-01", end_date="2024-01-10", quotes="USD")
+    [request] = frankfurter.requests_to("/rates")
+    assert request.param("from") == "2024-01-01", "the server answered with 29 December's rows too"
+    dates = [r["rate_date"] for r in result]
+    assert dates == sorted(set(dates)) and min(dates) == dt.date(2024, 1, 2)
+
+
+def test_the_28_year_backfill_loads_every_date_and_quote_exactly_once(frankfurter: FakeFrankfurter) -> None:
+    # every yearly chunk but the first starts on 1 January (a TARGET holiday): carry-forward each time;
+    # BGN starts in 2000 and stops after 2025-12-31, so it is carried into 2026 as well
+    start, end, quotes = dt.date(1999, 1, 4), dt.date(2026, 11, 20), ["BGN", "USD"]
+    result = rows(mode="backfill", start_date=start, end_date=end, quotes=quotes)
+    pairs = [(r["rate_date"], r["quote_currency"]) for r in result]
+    assert len(pairs) == len(set(pairs)), "no (date, quote) twice"
+    assert set(pairs) == published_pairs(frankfurter, start, end, quotes)
+    assert len(frankfurter.requests_to("/rates")) == 28
+
+
+def test_ranges_near_a_currencys_last_publication_complete(frankfurter: FakeFrankfurter) -> None:
+    # 2026-01-05 is a publishing day, yet the server still sends BGN dated 2025-12-31 (14-day lookback)
+    result = rows(mode="backfill", start_date="2026-01-05", end_date="2026-01-09", quotes="BGN,USD")
+    assert {r["quote_currency"] for r in result} == {"USD"}
+    assert {r["rate_date"] for r in result} == {dt.date(2026, 1, d) for d in range(5, 10)}
+
+
+def test_no_identity_rows_for_any_base(frankfurter: FakeFrankfurter) -> None:
+    for base in ("EUR", "USD"):
+        result = rows(mode="backfill", start_date="2024-03-01", end_date="2024-03-05", base_currency=base)
+        assert result and all(r["quote_currency"] != base for r in result)
+        assert "EUR" in {
+            r["quote_currency"]
+            for r in rows(
+                mode="backfill", start_date="2024-03-04", end_date="2024-03-04", base_currency="USD"
+            )
+        }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"providers": "ECB,BOGUS"}, "BOGUS is not a Frankfurter data provider"),
+        ({"quotes": "ISK"}, "ECB does not publish ISK"),
+    ],
+)
+def test_provider_keys_and_quotes_are_checked_against_the_provider_list(
+    frankfurter: FakeFrankfurter, kwargs: dict[str, Any], expected: str
+) -> None:
+    # the real server answers 200 with no rows for both: without the check the dates would be marked loaded
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-19", **kwargs)
+    assert expected in str(exc.value.__cause__) and "/providers" in str(exc.value.__cause__)
+    assert frankfurter.requests_to("/rates") == []
+
+
+def test_404_means_a_wrong_base_url(frankfurter: FakeFrankfurter) -> None:
+    frankfurter.fail(404, body='{"status": 404, "message": "not found"}', path="/rates")
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(mode="backfill", start_date="2024-01-15", end_date="2024-01-15")
+    assert "check sources.exchange_rates.base_url" in str(api_error(exc))
+
+
+def test_an_empty_answer_is_not_an_error(frankfurter: FakeFrankfurter) -> None:
+    assert rows(mode="backfill", start_date="1998-01-01", end_date="1998-12-31") == []  # before the ECB
+    assert frankfurter.requests_to("/rates")[-1].param("to") == "1998-12-31"
+
+
+def test_oxr_drops_its_identity_row(oxr: FakeOpenExchangeRates) -> None:
+    result = oxr_rows(oxr, mode="backfill", start_date="2024-01-13", end_date="2024-01-13")
+    assert result and "USD" not in {r["quote_currency"] for r in result}
+    assert oxr.requests[0].param("symbols") is None, "no quotes: every currency, the base listed at 1.0"
+
+
+def test_oxr_not_allowed_is_a_plan_error_not_a_rate_limit(oxr: FakeOpenExchangeRates) -> None:
+    with pytest.raises(ResourceExtractionError) as exc:
+        rows(
+            provider="openexchangerates",
+            base_url=oxr.base_url,
+            app_id=OXR_APP_ID,
+            base_currency="EUR",
+            mode="backfill",
+            start_date="2024-01-12",
+            end_date="2024-01-12",
+        )
+    message = str(api_error(exc))
+    assert "429 not_allowed" in message and "paid plan" in message and "rate limited" not in message
+    assert len(oxr.requests) == 3, "retried as a 429 first (bounded by RUNTIME__REQUEST_MAX_ATTEMPTS)"
