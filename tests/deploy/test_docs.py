@@ -55,6 +55,8 @@ def test_relative_links_resolve(page: Path) -> None:
 
 def test_the_link_check_sees_a_broken_link(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("# Page\n\n[gone](missing.md) [here](#page) [web](https://example.org)\n```\n[x](y.md)\n```\n")
+    page.write_text(
+        "# Page\n\n[gone](missing.md) [here](#page) [web](https://example.org)\n```\n[x](y.md)\n```\n"
+    )
     assert links(page) == ["missing.md", "#page"]
     assert "page" in anchors(page)
