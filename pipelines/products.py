@@ -56,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-refresh",
         action="store_true",
-        help="empty the tables, forget the cursor and reload everything",
+        help=(
+            "forget the cursor and reload every live row: loaded into staging, then swapped in one"
+            " transaction (the tables are never emptied or dropped)"
+        ),
     )
     parser.add_argument(
         "--start-date",

@@ -10,7 +10,7 @@
 -- the pipeline never writes a (date, base, quote) twice. Known limit: a job repeated after a kill at the
 -- wrong instant rewrites the same object (docs/reliability.md).
 --
--- Deployment order (see README, "exchange_rates"):
+-- Deployment order (see docs/exchange_rates.md):
 --   0. snowflake/setup.sql: the RAW database (SYSADMIN) and the roles (docs/snowflake.md);
 --   1. storage integration S3_RAW_LANDING and its IAM role (once per bucket, ACCOUNTADMIN), then
 --      GRANT USAGE ON INTEGRATION S3_RAW_LANDING TO ROLE SYSADMIN;

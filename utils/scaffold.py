@@ -1116,8 +1116,8 @@ def next_steps(spec: Spec) -> str:
        DLT__DESTINATION=duckdb uv run python -m pipelines.{n}
   6. Secrets, Snowflake and CD: put the real values of [sources.{n}] in .dlt/config.toml and
      .dlt/secrets.toml (and the vault: uv run python -m tools.secrets push sources.{n}),
-     check with `uv run python -m tools.secrets check {n}`, add a row and a section to README
-     "Pipelines", then run ruff, mypy and the suite and open a pull request: CD deploys on merge."""
+     check with `uv run python -m tools.secrets check {n}`, add a row to README "Pipelines" and a
+     page docs/{n}.md, then run ruff, mypy and the suite and open a pull request: CD deploys on merge."""
 
 
 def parse_args(argv: Sequence[str] | None) -> Spec:

@@ -147,9 +147,9 @@ def test_names_agree_with_the_secrets_example_and_docs() -> None:
         "database": names["database_name"],
     }
     assert {k: credentials[k] for k in expected} == expected
-    # the vault layout example, in the secrets example (a comment) and in the README
-    readme = (ROOT / "README.md").read_text()
-    for text in (example.replace("\n#   ", " ").replace("\n#    ", " "), readme):
+    # the vault layout example, in the secrets example (a comment) and in docs/configuration.md
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    for text in (example.replace("\n#   ", " ").replace("\n#    ", " "), configuration):
         start = text.index('{"host": ')
         document = json.loads(text[start : text.index("}", start) + 1].replace("\\n...", ""))
         assert {k: document[k] for k in expected} == expected
