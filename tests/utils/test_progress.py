@@ -75,7 +75,7 @@ def test_without_a_terminal_a_run_logs_plain_lines_at_the_interval(
     # between blocks, so records less than 50 ms apart count as one.
     gaps = [b.created - a.created for a, b in itertools.pairwise(extract)]
     blocks = [gap for gap in gaps[:-1] if gap >= 0.05]  # the last block is the step's own summary
-    assert len(blocks) >= 3 and all(gap >= 0.45 for gap in blocks), gaps
+    assert len(blocks) >= 2 and all(gap >= 0.45 for gap in blocks), gaps
     assert any("ticks: 600" in r.getMessage() and "Rate:" in r.getMessage() for r in extract)
     text = "\n".join(r.getMessage() for r in records)
     assert "\r" not in text and "\x1b" not in text
