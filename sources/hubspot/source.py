@@ -36,6 +36,7 @@ COLUMNS: Final[dict[str, Any]] = {
     "archived_at": {"data_type": "timestamp"},
     # Set on a record merged into another: it vanished from HubSpot, the survivor carries its id.
     "merged_into_id": {"data_type": "text"},
+    "hs_merged_object_ids": {"data_type": "text"},  # null until a first merge; declared so it exists
 }
 SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
 """Custom properties and objects arrive without code changes (new columns and tables), and a value
