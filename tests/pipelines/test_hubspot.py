@@ -170,7 +170,7 @@ def test_a_portal_with_600_contact_properties_loads_every_property(
     assert warehouse.scalar(f"select count(*) from hubspot.contacts where {last} = 'v-{last[-4:]}'") == 450
     assert warehouse.scalar("select count(*) from hubspot.contacts where archived") == 150
 
-    hubspot.modify("contacts", ids[200:260], **{names[0]: "changed"})
+    hubspot.modify("contacts", ids[200:260], None, **{names[0]: "changed"})
     hubspot.reset()
     assert pipeline.run().rows_by_table["contacts"] == 60 + 150
     assert warehouse.scalar(f"select count(*) from hubspot.contacts where {names[0]} = 'changed'") == 60
