@@ -283,6 +283,32 @@ def test_search_carries_every_property_in_the_body(hubspot: FakeHubSpot) -> None
     assert len(records) == 10 and all(len(r["properties"]) == len(names) + 1 for r in records)
 
 
+def test_the_look_alike_answers_like_hubspot_field_by_field(hubspot: FakeHubSpot) -> None:
+    """Unknown property names are left out (not null, not an error); HubSpot's own 429 carries the
+    RATE_LIMIT body and the rate-limit headers but no Retry-After; batch times are real."""
+    hubspot.add("contacts", 1)
+    auth = {"Authorization": f"Bearer {hubspot.token}"}
+    page = requests.get(
+        f"{hubspot.base_url}/crm/v3/objects/contacts",
+        params={"properties": "email,no_such_property"},
+        headers=auth,
+        timeout=5,
+    ).json()
+    assert set(page["results"][0]["properties"]) == {"email", "hs_object_id"}
+    hubspot.burst_limit = 1
+    answers = [
+        requests.get(f"{hubspot.base_url}/crm/v3/properties/contacts", headers=auth, timeout=5) for _ in "ab"
+    ]
+    throttled = answers[1]
+    assert throttled.status_code == 429 and "Retry-After" not in throttled.headers
+    assert (
+        throttled.json()["errorType"] == "RATE_LIMIT"
+        and throttled.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    )
+    assert throttled.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+    assert {"X-HubSpot-RateLimit-Daily", "X-HubSpot-RateLimit-Remaining"} <= set(answers[0].headers)
+
+
 def test_split_for_url_keeps_order_and_fits_the_budget() -> None:
     names = [f"property_{n:03d}" for n in range(100)]
     head, rest = split_for_url(names, 200)
