@@ -9,7 +9,8 @@ records changed since the last successful load, both through the search API (see
 docs/hubspot.md for the provider behaviours relied on).
 """
 
-from sources.hubspot.client import HubSpotAuthError, HubSpotClient, HubSpotError, SlidingWindowLimiter
+from sources.hubspot.client import HubSpotAuthError, HubSpotClient, HubSpotError
+from sources.hubspot.limits import SlidingWindowLimiter
 from sources.hubspot.source import hubspot_source, object_records
 
 __all__ = [

@@ -8,7 +8,7 @@ This module adds what is particular to HubSpot:
   as ``Retry-After`` (1 s for search, the 10 s rolling window otherwise) before dlt's retry reads it;
 - a sliding-window limiter per app (burst limit, default 100 requests per 10 s) and a second one for
   the search endpoints (default 4 per second), applied to every HTTP attempt, retries included; each
-  waits only until the oldest request in its window has left it;
+  waits only until the oldest request in its window has left it (both in ``limits.py``);
 - errors a person can act on: 401/403 name the scopes HubSpot says are missing
   (``errors[].context.requiredGranularScopes``), a page that is not the documented shape fails loudly;
 - search windowing: one search query returns at most 10,000 results, so a long change window is read
@@ -24,10 +24,8 @@ This module adds what is particular to HubSpot:
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -36,8 +34,8 @@ import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
-from requests.adapters import HTTPAdapter
 
+from sources.hubspot.limits import WINDOW_MARGIN, RateLimitedAdapter, SlidingWindowLimiter
 from utils.http import ApiError, api_client, check_response, parse_json, redact_text
 
 PAGE_SIZE: Final = 100
@@ -53,9 +51,6 @@ SEARCH_RESULT_CAP: Final = 10_000
 """HubSpot's search endpoints return at most this many results per query, however many match."""
 ASSOCIATION_BATCH: Final = 1_000
 """The most ids one association batch read accepts."""
-WINDOW_MARGIN: Final = 0.1
-"""Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
-jitter can bring two requests sent a full window apart closer together than that."""
 
 
 class HubSpotError(ApiError):
@@ -64,90 +59,6 @@ class HubSpotError(ApiError):
 
 class HubSpotAuthError(HubSpotError):
     """HubSpot refused the token (401) or the token lacks a scope (403)."""
-
-
-class SlidingWindowLimiter:
-    """At most ``max_requests`` in any ``per_seconds`` window; waits only as long as needed."""
-
-    def __init__(
-        self,
-        max_requests: int,
-        per_seconds: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if max_requests < 1 or per_seconds <= 0:
-            raise ValueError("a rate limit needs at least one request per positive time window")
-        self.max_requests = max_requests
-        self.per_seconds = per_seconds
-        self.slept = 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until one more request fits in the window; return the seconds waited."""
-        waited = 0.0
-        with self._lock:
-            while True:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= self.per_seconds:
-                    self._sent.popleft()
-                if len(self._sent) < self.max_requests:
-                    self._sent.append(now)
-                    self.slept += waited
-                    return waited
-                wait = self.per_seconds - (now - self._sent[0])
-                self._sleep(wait)
-                waited += wait
-
-
-class _RateLimitedAdapter(HTTPAdapter):
-    """Applies the limiters to each HTTP attempt (the retrying session calls ``send`` per attempt)."""
-
-    def __init__(
-        self, general: SlidingWindowLimiter, search: SlidingWindowLimiter, counts: Counter[str]
-    ) -> None:
-        super().__init__()
-        self.general = general
-        self.search = search
-        self.counts = counts
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        path = urlsplit(request.url or "").path
-        if request.method == "POST" and path.endswith("/search"):
-            self.search.acquire()
-            self.counts["search"] += 1
-        elif "/associations/" in path:
-            self.counts["associations"] += 1
-        elif path.endswith("/batch/read"):
-            self.counts["batch_read"] += 1
-        elif "/properties/" in path:
-            self.counts["properties"] += 1
-        else:
-            self.counts["list"] += 1
-        self.general.acquire()
-        response = super().send(request, *args, **kwargs)
-        if response.status_code == 429 and not response.headers.get("Retry-After"):
-            response.headers["Retry-After"] = str(rate_limit_wait(response))
-        return response
-
-
-def rate_limit_wait(response: requests.Response) -> int:
-    """Seconds to wait after a 429 that came without ``Retry-After`` (HubSpot often sends none): one
-    second for the per-second search policy, else the rolling window (``X-HubSpot-RateLimit-Interval-
-    Milliseconds``, 10 s). dlt's retrying session then waits that long, capped by ``[runtime]
-    request_max_retry_delay``, for at most ``request_max_attempts`` attempts."""
-    try:
-        policy = str(response.json().get("policyName") or "")
-    except (ValueError, AttributeError):
-        policy = ""
-    if policy == "SECONDLY":
-        return 1
-    interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds", "")
-    return max(1, -(-int(interval) // 1000)) if interval.isdigit() else 10
 
 
 class _HubSpotRESTClient(RESTClient):
@@ -249,7 +160,7 @@ class HubSpotClient:
         session = api_client(base_url).session
         session.mount(
             base_url.rstrip("/") + "/",
-            _RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
+            RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
         )
         self._rest = _HubSpotRESTClient(
             base_url=base_url.rstrip("/"),
