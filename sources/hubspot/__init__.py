@@ -4,11 +4,13 @@ request) with all their properties, associations and archived (deleted) records,
 Owner: data platform team (#data-platform).
 API: HubSpot CRM v3 objects, search and properties, v4 associations
 (https://developers.hubspot.com/docs/api/crm/understanding-the-crm), private-app token as Bearer.
-Loaded with ``write_disposition="merge"`` on ``id``: the first run lists every record, later runs read
-the records changed since the last successful load through the search API (see ``client.py``).
+Loaded with ``write_disposition="merge"`` on ``id``: the first run reads every record, later runs the
+records changed since the last successful load, both through the search API (see ``client.py`` and
+docs/hubspot.md for the provider behaviours relied on).
 """
 
-from sources.hubspot.client import HubSpotAuthError, HubSpotClient, HubSpotError, SlidingWindowLimiter
+from sources.hubspot.client import HubSpotAuthError, HubSpotClient, HubSpotError
+from sources.hubspot.limits import SlidingWindowLimiter
 from sources.hubspot.source import hubspot_source, object_records
 
 __all__ = [

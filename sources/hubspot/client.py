@@ -4,43 +4,53 @@ Built on dlt's ``RESTClient`` and ``JSONResponseCursorPaginator`` over the retry
 ``utils.http.api_client`` (429 with ``Retry-After``, 5xx and dropped connections retried with backoff).
 This module adds what is particular to HubSpot:
 
+- 429 without ``Retry-After`` (HubSpot often sends none): the wait HubSpot's policy implies is added
+  as ``Retry-After`` (1 s for search, the 10 s rolling window otherwise) before dlt's retry reads it;
 - a sliding-window limiter per app (burst limit, default 100 requests per 10 s) and a second one for
   the search endpoints (default 4 per second), applied to every HTTP attempt, retries included; each
-  waits only until the oldest request in its window has left it;
+  waits only until the oldest request in its window has left it (both in ``limits.py``);
 - errors a person can act on: 401/403 name the scopes HubSpot says are missing
   (``errors[].context.requiredGranularScopes``), a page that is not the documented shape fails loudly;
 - search windowing: one search query returns at most 10,000 results, so a long change window is read
   as several queries, each restarting at the last timestamp seen (ties at the boundary are skipped by
-  id; a single timestamp with more changes than the cap is drained by ``hs_object_id``).
+  id; a single timestamp with more changes than the cap is drained by ``hs_object_id``);
+- long property lists: a real portal has hundreds of properties and HubSpot answers 414 past about
+  16,000 characters of request line, so property names travel in request bodies (search, batch read)
+  wherever the API allows; the archived listing (GET only) carries what fits in ``URL_BUDGET`` and
+  reads the rest by id with the batch read;
+- multi-status: batch reads answer 207 with an ``errors`` list; ids without associations
+  (``NO_ASSOCIATIONS_FOUND``) are expected, any other error fails the run.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pendulum
 import requests
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
-from requests.adapters import HTTPAdapter
 
+from sources.hubspot.limits import WINDOW_MARGIN, RateLimitedAdapter, SlidingWindowLimiter
 from utils.http import ApiError, api_client, check_response, parse_json, redact_text
 
 PAGE_SIZE: Final = 100
-"""The most records HubSpot returns per list or search page."""
+"""The most records HubSpot returns per list page (and ids per object batch read)."""
+SEARCH_PAGE_SIZE: Final = 200
+"""The most records HubSpot returns per search page."""
+URL_BUDGET: Final = 8_000
+"""Characters of ``properties=`` a GET may carry: half of the ~16,000-character request line past which
+HubSpot answers 414 (connectors report 414s from about 8,000 to 16,000)."""
+BENIGN_BATCH_ERRORS: Final = frozenset({"crm.associations.NO_ASSOCIATIONS_FOUND"})
+"""Batch-read errors that only say an id has nothing to return (HTTP 207, not a failure)."""
 SEARCH_RESULT_CAP: Final = 10_000
 """HubSpot's search endpoints return at most this many results per query, however many match."""
 ASSOCIATION_BATCH: Final = 1_000
 """The most ids one association batch read accepts."""
-WINDOW_MARGIN: Final = 0.1
-"""Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
-jitter can bring two requests sent a full window apart closer together than that."""
 
 
 class HubSpotError(ApiError):
@@ -49,70 +59,6 @@ class HubSpotError(ApiError):
 
 class HubSpotAuthError(HubSpotError):
     """HubSpot refused the token (401) or the token lacks a scope (403)."""
-
-
-class SlidingWindowLimiter:
-    """At most ``max_requests`` in any ``per_seconds`` window; waits only as long as needed."""
-
-    def __init__(
-        self,
-        max_requests: int,
-        per_seconds: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if max_requests < 1 or per_seconds <= 0:
-            raise ValueError("a rate limit needs at least one request per positive time window")
-        self.max_requests = max_requests
-        self.per_seconds = per_seconds
-        self.slept = 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Block until one more request fits in the window; return the seconds waited."""
-        waited = 0.0
-        with self._lock:
-            while True:
-                now = self._clock()
-                while self._sent and now - self._sent[0] >= self.per_seconds:
-                    self._sent.popleft()
-                if len(self._sent) < self.max_requests:
-                    self._sent.append(now)
-                    self.slept += waited
-                    return waited
-                wait = self.per_seconds - (now - self._sent[0])
-                self._sleep(wait)
-                waited += wait
-
-
-class _RateLimitedAdapter(HTTPAdapter):
-    """Applies the limiters to each HTTP attempt (the retrying session calls ``send`` per attempt)."""
-
-    def __init__(
-        self, general: SlidingWindowLimiter, search: SlidingWindowLimiter, counts: Counter[str]
-    ) -> None:
-        super().__init__()
-        self.general = general
-        self.search = search
-        self.counts = counts
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        path = urlsplit(request.url or "").path
-        if request.method == "POST" and path.endswith("/search"):
-            self.search.acquire()
-            self.counts["search"] += 1
-        elif "/associations/" in path:
-            self.counts["associations"] += 1
-        elif "/properties/" in path:
-            self.counts["properties"] += 1
-        else:
-            self.counts["list"] += 1
-        self.general.acquire()
-        return super().send(request, *args, **kwargs)
 
 
 class _HubSpotRESTClient(RESTClient):
@@ -214,7 +160,7 @@ class HubSpotClient:
         session = api_client(base_url).session
         session.mount(
             base_url.rstrip("/") + "/",
-            _RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
+            RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
         )
         self._rest = _HubSpotRESTClient(
             base_url=base_url.rstrip("/"),
@@ -239,9 +185,57 @@ class HubSpotClient:
     def list_objects(
         self, object_type: str, properties: Sequence[str], *, archived: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of every record (``GET /crm/v3/objects/{object}``, ``limit=100``, ``after`` cursor)."""
-        params = {"limit": PAGE_SIZE, "properties": ",".join(properties), "archived": str(archived).lower()}
-        yield from self._pages("GET", f"crm/v3/objects/{object_type}", params=params)
+        """Pages of every record (``GET /crm/v3/objects/{object}``, ``limit=100``, ``after`` cursor).
+
+        The properties that do not fit in :data:`URL_BUDGET` are read for each page by id with the
+        batch read (properties in the body), so the record is complete whatever the property count.
+        A record the batch read no longer finds (restored or purged between the two calls) is left out:
+        a restore is a change, so the next search reads it.
+        """
+        head, rest = split_for_url(properties, URL_BUDGET)
+        params = {"limit": PAGE_SIZE, "properties": ",".join(head), "archived": str(archived).lower()}
+        for page in self._pages("GET", f"crm/v3/objects/{object_type}", params=params):
+            if rest and page:
+                found = self.batch_read(object_type, [str(r["id"]) for r in page], rest, archived=archived)
+                page = [
+                    {**r, "properties": {**(r.get("properties") or {}), **found[str(r["id"])]}}
+                    for r in page
+                    if str(r["id"]) in found
+                ]
+            yield page
+
+    def search_all(self, object_type: str, properties: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+        """Pages of every live record by ``hs_object_id`` through search (200 a page, properties in the
+        body): no request line limit, half the requests of listing by 100. Each query stops at the
+        search cap; the next starts after the last id read."""
+        after_id = 0
+        while True:
+            fetched = 0
+            filters = [_filter("hs_object_id", "GT", after_id)]
+            for page in self._search(object_type, filters, "hs_object_id", properties):
+                fetched += len(page)
+                after_id = max([after_id, *(int(r["id"]) for r in page)])
+                yield page
+            if fetched < self.search_result_cap:
+                return
+
+    def batch_read(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str], *, archived: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """``{id: properties}`` for ``ids`` (``POST .../batch/read``, 100 ids per request); ids HubSpot
+        cannot find (207 ``errors``) are absent."""
+        what = f"HubSpot {object_type} batch read"
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), PAGE_SIZE):
+            body = {
+                "inputs": [{"id": i} for i in ids[start : start + PAGE_SIZE]],
+                "properties": list(properties),
+            }
+            path = f"crm/v3/objects/{object_type}/batch/read?archived={str(archived).lower()}"
+            answer = hubspot_json(self._send("POST", path, what, json=body), what, self._secrets)
+            for record in _batch_results(answer, what, benign=frozenset({"OBJECT_NOT_FOUND"})):
+                found[str(record["id"])] = record.get("properties") or {}
+        return found
 
     def search_modified(
         self,
@@ -298,10 +292,7 @@ class HubSpotClient:
             batch, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
             path = f"crm/v4/associations/{from_type}/{to_type}/batch/read"
             body = hubspot_json(self._send("POST", path, what, json={"inputs": batch}), what, self._secrets)
-            results = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(results, list):
-                raise HubSpotError(f"{what}: expected a 'results' list")
-            for result in results:
+            for result in _batch_results(body, what, benign=BENIGN_BATCH_ERRORS):
                 from_id = str(result["from"]["id"])
                 for target in result.get("to") or []:
                     for kind in target.get("associationTypes") or [{}]:
@@ -352,7 +343,7 @@ class HubSpotClient:
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
             "properties": list(properties),
-            "limit": min(PAGE_SIZE, self.search_result_cap),
+            "limit": min(SEARCH_PAGE_SIZE, self.search_result_cap),
             "after": "0",
         }
         fetched = 0
@@ -401,6 +392,34 @@ class HubSpotClient:
             raise HubSpotError(
                 f"{what}: could not reach {method} /{path}: {type(exc).__name__} (retries exhausted)"
             ) from None
+
+
+def split_for_url(properties: Sequence[str], budget: int) -> tuple[list[str], list[str]]:
+    """The leading property names whose ``properties=`` parameter fits in ``budget`` characters once
+    URL-encoded (commas become ``%2C``), and the rest."""
+    used, head = len("properties="), 0
+    for name in properties:
+        cost = len(quote(name, safe="")) + (3 if head else 0)
+        if used + cost > budget:
+            break
+        used, head = used + cost, head + 1
+    return list(properties[:head]), list(properties[head:])
+
+
+def _batch_results(body: Any, what: str, *, benign: frozenset[str]) -> list[dict[str, Any]]:
+    """The ``results`` of a batch answer (200, or 207 with ``errors``); an error whose category or
+    sub-category is not ``benign`` fails with HubSpot's own message."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        raise HubSpotError(f"{what}: expected a 'results' list (got {_shape(body)})")
+    for error in body.get("errors") or []:
+        kinds = (
+            {str(error.get("subCategory")), str(error.get("category"))} if isinstance(error, dict) else set()
+        )
+        if not kinds & benign:
+            message = error.get("message") if isinstance(error, dict) else error
+            raise HubSpotError(f"{what}: HubSpot reported an error for part of the batch: {message}")
+    return results
 
 
 def _filter(property_name: str, operator: str, value: int) -> dict[str, str]:

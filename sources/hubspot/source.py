@@ -26,7 +26,7 @@ DEFAULT_ASSOCIATIONS: Final[dict[str, list[str]]] = {
     "tickets": ["contacts", "companies"],
 }
 """Association directions read by default (only towards objects that are loaded too)."""
-METADATA: Final = ("id", "created_at", "updated_at", "archived", "archived_at")
+METADATA: Final = ("id", "created_at", "updated_at", "archived", "archived_at", "merged_into_id")
 COLUMNS: Final[dict[str, Any]] = {
     "id": {"data_type": "text", "nullable": False},
     "created_at": {"data_type": "timestamp"},
@@ -34,11 +34,16 @@ COLUMNS: Final[dict[str, Any]] = {
     # When one load holds a record twice (changed, then deleted during the run), the archived copy wins.
     "archived": {"data_type": "bool", "nullable": False, "dedup_sort": "desc"},
     "archived_at": {"data_type": "timestamp"},
+    # Set on a record merged into another: it vanished from HubSpot, the survivor carries its id.
+    "merged_into_id": {"data_type": "text"},
+    "hs_merged_object_ids": {"data_type": "text"},  # null until a first merge; declared so it exists
 }
 SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
 """Custom properties and objects arrive without code changes (new columns and tables), and a value
 that does not fit its property's type lands in a variant column rather than being dropped or failing."""
 STATE_KEY: Final = "modified_since_ms"
+MERGED_IDS: Final = "hs_merged_object_ids"
+"""The property in which HubSpot lists the ids merged into a record (semicolon-separated)."""
 INTEGER_PROPERTIES: Final = frozenset({"hs_object_id"})
 """Number properties that are identifiers: loaded as integers rather than decimals."""
 
@@ -127,6 +132,10 @@ def object_records(
 ) -> Iterator[TDataItems]:
     """Records of one object: everything on the first run, then what changed since the last load.
 
+    A record merged into another vanishes from HubSpot (it is not archived): when a changed survivor
+    lists it in ``hs_merged_object_ids``, its row is flagged like an archived one (``archived``,
+    ``archived_at`` = the survivor's modified time, ``merged_into_id``) so it stops being live.
+
     The cursor (``modified_since_ms`` in the resource state) is written only after the last record
     was read, and dlt stores it with the load package, so it advances only with a successful load.
     """
@@ -139,7 +148,7 @@ def object_records(
     since_ms: int | None = state.get(STATE_KEY)
 
     if since_ms is None:
-        pages = client.list_objects(object_type, selected)
+        pages = client.search_all(object_type, selected)
     elif since_ms < until_ms:
         pages = client.search_modified(object_type, cursor_property, selected, since_ms, until_ms)
     else:
@@ -151,6 +160,11 @@ def object_records(
             for row in rows:
                 row[f"associated_{target}"] = linked.get(row["id"], [])
         yield rows
+        if since_ms is not None:  # a full load never held the merged-away records
+            live = {row["id"] for row in rows}
+            retired = [row for row in merged_away(batch) if row["id"] not in live]
+            if retired:
+                yield retired
 
     if track_archived:
         for page in client.list_objects(object_type, selected, archived=True):
@@ -164,7 +178,29 @@ def select_properties(
     """Property names to request: all (or those matching ``include``) minus ``exclude``."""
     names = [n for n in kinds if not include or any(fnmatch.fnmatchcase(n, p) for p in include)]
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
-    return sorted({*names, cursor_property})
+    merges = [MERGED_IDS] if MERGED_IDS in kinds else []  # needed to retire merged-away records
+    return sorted({*names, cursor_property, *merges})
+
+
+def merged_away(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows retiring the records merged into ``records`` (listed in ``hs_merged_object_ids``)."""
+    rows = []
+    for record in records:
+        listed = str((record.get("properties") or {}).get(MERGED_IDS) or "")
+        when = _datetime(record.get("updatedAt"))
+        for merged_id in dict.fromkeys(i.strip() for i in listed.replace(",", ";").split(";")):
+            if merged_id and merged_id != str(record["id"]):
+                rows.append(
+                    {
+                        "id": merged_id,
+                        "created_at": None,
+                        "updated_at": when,
+                        "archived": True,
+                        "archived_at": when,
+                        "merged_into_id": str(record["id"]),
+                    }
+                )
+    return rows
 
 
 def to_row(record: dict[str, Any], kinds: dict[str, str], archived: bool = False) -> dict[str, Any]:
@@ -175,6 +211,7 @@ def to_row(record: dict[str, Any], kinds: dict[str, str], archived: bool = False
         "updated_at": _datetime(record.get("updatedAt")),
         "archived": bool(record.get("archived", archived)),
         "archived_at": _datetime(record.get("archivedAt")),
+        "merged_into_id": None,
     }
     for name, value in (record.get("properties") or {}).items():
         row[f"property_{name}" if name in METADATA else name] = typed(

@@ -1,23 +1,30 @@
 """A look-alike of HubSpot's CRM API (https://developers.hubspot.com/docs/api/crm), served on 127.0.0.1.
 
-Follows the public documentation for what the hubspot source uses:
+It follows what the real API does on an ordinary day, not only what the reference pages say: each
+behaviour and its evidence (HubSpot's OpenAPI models in ``HubSpot/hubspot-api-python``, HubSpot's
+developer docs, other connectors' bug reports) is listed in ``tests/fakes/hubspot.md``. In short:
 
-- ``GET /crm/v3/properties/{object}``: the object's properties (``name``, ``type``, ``fieldType``);
-- ``GET /crm/v3/objects/{object}?limit=&after=&properties=&archived=``: every record, by id, pages of
-  at most 100 with a ``paging.next.after`` cursor; ``archived=true`` lists the recycle bin instead;
-- ``POST /crm/v3/objects/{object}/search``: ``filterGroups`` (OR of ANDed filters: EQ, NEQ, LT, LTE,
-  GT, GTE, BETWEEN, IN, HAS_PROPERTY, NOT_HAS_PROPERTY), one sort, ``properties``, ``limit`` (<= 200)
-  and an offset ``after``; archived records are never returned; at most ``search_cap`` results per
-  query (10,000, configurable so tests stay small): paging stops there and ``after`` past it is a 400;
-- ``POST /crm/v4/associations/{from}/{to}/batch/read``: at most 1,000 inputs, per-record paging;
-- a private-app token as ``Authorization: Bearer``: 401 ``INVALID_AUTHENTICATION`` otherwise, and 403
-  ``MISSING_SCOPES`` with ``errors[].context.requiredGranularScopes`` for objects in ``denied_scopes``;
-- ``X-HubSpot-RateLimit-*`` headers, and optionally enforced limits (``burst_limit`` per 10 s,
-  ``search_limit`` per second) answered with 429 and HubSpot's error body.
+- ``GET /crm/v3/properties/{object}``: the object's properties; a real portal has several hundred
+  (:meth:`FakeHubSpot.add_portal_properties` pads an object to a realistic count);
+- ``GET /crm/v3/objects/{object}?limit=&after=&properties=&archived=``: pages of at most 100 by id;
+  ``archived=true`` lists the recycle bin; a request line over ``max_request_line`` characters
+  (about 16,000 at HubSpot's edge) answers 414 with an HTML body, before authentication;
+- ``POST /crm/v3/objects/{object}/batch/read?archived=``: at most 100 ids, properties in the body;
+  ids it cannot find come back in ``errors`` with HTTP 207;
+- ``POST /crm/v3/objects/{object}/search``: filters, one sort, ``limit`` up to 200, offset ``after``,
+  at most ``search_cap`` (10,000) results per query, never archived records;
+- ``POST /crm/v4/associations/{from}/{to}/batch/read``: at most 1,000 inputs; ids without
+  associations come back in ``errors`` (``crm.associations.NO_ASSOCIATIONS_FOUND``) with HTTP 207;
+- :meth:`FakeHubSpot.merge`: the merged-away record vanishes from every endpoint (it is not
+  archived); the survivor lists it in ``hs_merged_object_ids`` and gets a new modified time;
+- errors ``{status, message, correlationId, category}`` (401, 403 ``MISSING_SCOPES``, 400, 404);
+  enforced limits (``burst_limit`` per 10 s, ``search_limit`` per second) answer 429 with HubSpot's
+  ``RATE_LIMIT`` body and, like HubSpot often does, without ``Retry-After`` unless ``retry_after`` is
+  set; ``X-HubSpot-RateLimit-*`` headers on every answer.
 
 Run it by hand::
 
-    uv run python -m tests.fakes.hubspot --port 8766 --contacts 1000
+    uv run python -m tests.fakes.hubspot --port 8766 --contacts 1000 --contact-properties 600
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from tests.fakes.base import FakeApi, Request, Response
 
@@ -39,6 +47,12 @@ LAST_MODIFIED = {"contacts": "lastmodifieddate"}
 CREATED = {"contacts": "createdate"}
 PRIMARY = {"category": "USER_DEFINED", "typeId": 7, "label": "Primary"}
 """A labelled association type the look-alike adds to each record's first association."""
+MERGED_IDS = "hs_merged_object_ids"
+"""Where HubSpot lists the ids merged into a record (semicolon-separated)."""
+MAX_REQUEST_LINE = 16_000
+"""Request lines longer than this get 414 at HubSpot's edge (about 16,000 characters reported)."""
+BATCH_READ_LIMIT = 100
+ASSOCIATION_READ_LIMIT = 1_000
 
 PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
     # (name, type, fieldType)
@@ -53,6 +67,7 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         ("createdate", "datetime", "date"),
         ("lastmodifieddate", "datetime", "date"),
         ("hs_object_id", "number", "number"),
+        (MERGED_IDS, "enumeration", "checkbox"),
     ],
     "companies": [
         ("name", "string", "text"),
@@ -61,6 +76,7 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         ("createdate", "datetime", "date"),
         ("hs_lastmodifieddate", "datetime", "date"),
         ("hs_object_id", "number", "number"),
+        (MERGED_IDS, "enumeration", "checkbox"),
     ],
     "deals": [
         ("dealname", "string", "text"),
@@ -70,6 +86,7 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         ("createdate", "datetime", "date"),
         ("hs_lastmodifieddate", "datetime", "date"),
         ("hs_object_id", "number", "number"),
+        (MERGED_IDS, "enumeration", "checkbox"),
     ],
     "tickets": [
         ("subject", "string", "text"),
@@ -77,6 +94,7 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         ("createdate", "datetime", "date"),
         ("hs_lastmodifieddate", "datetime", "date"),
         ("hs_object_id", "number", "number"),
+        (MERGED_IDS, "enumeration", "checkbox"),
     ],
     "products": [
         ("name", "string", "text"),
@@ -84,6 +102,7 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         ("createdate", "datetime", "date"),
         ("hs_lastmodifieddate", "datetime", "date"),
         ("hs_object_id", "number", "number"),
+        (MERGED_IDS, "enumeration", "checkbox"),
     ],
 }
 
@@ -106,8 +125,10 @@ class Record:
     modified_ms: int
     archived_ms: int | None = None
 
-    def as_json(self, names: list[str], object_type: str) -> dict[str, Any]:
-        props = {n: self.properties.get(n) for n in names}
+    def as_json(self, names: list[str], object_type: str, known: set[str] | None = None) -> dict[str, Any]:
+        """The record as HubSpot sends it: requested properties that exist (unset ones as null;
+        names the object does not have are left out, not an error), ``hs_object_id`` always."""
+        props = {n: self.properties.get(n) for n in names if known is None or n in known}
         props["hs_object_id"] = str(self.id)
         body: dict[str, Any] = {
             "id": str(self.id),
@@ -130,6 +151,9 @@ class FakeHubSpot(FakeApi):
     association_page_size: int = 500
     burst_limit: int | None = None
     search_limit: int | None = None
+    retry_after: int | None = None
+    """``Retry-After`` seconds on the look-alike's own 429s; ``None`` (HubSpot's usual) sends none."""
+    max_request_line: int = MAX_REQUEST_LINE
     denied_scopes: set[str] = field(default_factory=set)
     objects: dict[str, dict[int, Record]] = field(default_factory=dict)
     links: dict[tuple[str, str], dict[int, list[int]]] = field(default_factory=dict)
@@ -152,7 +176,8 @@ class FakeHubSpot(FakeApi):
         self.custom_properties.clear()
         self.denied_scopes.clear()
         self.search_cap, self.association_page_size = 10_000, 500
-        self.burst_limit = self.search_limit = None
+        self.burst_limit = self.search_limit = self.retry_after = None
+        self.max_request_line = MAX_REQUEST_LINE
         self.token, self.throttled, self._next_id = TOKEN, 0, 1000
 
     def add(
@@ -191,6 +216,36 @@ class FakeHubSpot(FakeApi):
         for record_id in ids:
             self.objects[object_type][record_id].archived_ms = None
         self.modify(object_type, ids)
+
+    def merge(self, object_type: str, primary: int, merged: int, at: dt.datetime | None = None) -> None:
+        """Merge ``merged`` into ``primary`` as HubSpot does: the merged-away record vanishes from every
+        endpoint (it is not archived), its associations move to the survivor, and the survivor lists it
+        (and whatever had been merged into it) in ``hs_merged_object_ids`` with a new modified time."""
+        table = self.objects[object_type]
+        gone = table.pop(merged)
+        survivor = table[primary]
+        ids = [i for i in (survivor.properties.get(MERGED_IDS) or "").split(";") if i]
+        ids += [str(merged), *[i for i in (gone.properties.get(MERGED_IDS) or "").split(";") if i]]
+        for (from_type, to_type), links in self.links.items():
+            if from_type == object_type and merged in links:
+                moved = [t for t in links.pop(merged) if t not in links.get(primary, [])]
+                links.setdefault(primary, []).extend(moved)
+            if to_type == object_type:  # links towards the merged-away record now point at the survivor
+                for targets in links.values():
+                    if merged in targets:
+                        targets[:] = list(dict.fromkeys(primary if t == merged else t for t in targets))
+        self.modify(object_type, [primary], at, **{MERGED_IDS: ";".join(dict.fromkeys(ids))})
+
+    def add_portal_properties(self, object_type: str, total: int) -> list[str]:
+        """Pad ``object_type`` to ``total`` properties with names like a real portal's (HubSpot's own
+        ``hs_*`` analytics and sales properties and custom ones, 20 to 45 characters), set on every
+        record. Returns the names added."""
+        stems = ("hs_analytics_source_data", "hs_sales_email_last_replied", "custom_region_of_interest")
+        start = len(self.property_defs(object_type))
+        names = [f"{stems[n % 3]}_{n:04d}" for n in range(start, total)]
+        for name in names:
+            self.add_property(object_type, name, "string", f"v-{name[-4:]}")
+        return names
 
     def associate(self, from_type: str, to_type: str, from_id: int, *to_ids: int) -> None:
         self.links.setdefault((from_type, to_type), {}).setdefault(from_id, []).extend(to_ids)
@@ -242,6 +297,11 @@ class FakeHubSpot(FakeApi):
 
     # serving ----------------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
+        line = f"{request.method} {request.path}?{urlencode(request.query, doseq=True)} HTTP/1.1"
+        if len(line) > self.max_request_line:  # HubSpot's edge answers before the API sees it
+            html = "<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+            html += "<center><h1>414 Request-URI Too Large</h1></center>\r\n</body>\r\n</html>\r\n"
+            return Response(414, html.encode(), {"Content-Type": "text/html"})
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return self._error(
                 401,
@@ -256,6 +316,12 @@ class FakeHubSpot(FakeApi):
             return self._guard(parts[3], lambda: self._properties(parts[3]))
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) == 4 and request.method == "GET":
             return self._guard(parts[3], lambda: self._list(parts[3], request))
+        if (
+            parts[:3] == ["crm", "v3", "objects"]
+            and parts[4:] == ["batch", "read"]
+            and request.method == "POST"
+        ):
+            return self._guard(parts[3], lambda: self._batch_read(parts[3], request))
         if parts[:3] == ["crm", "v3", "objects"] and parts[4:] == ["search"] and request.method == "POST":
             return self._guard(parts[3], lambda: self._search(parts[3], request))
         if parts[:3] == ["crm", "v4", "associations"] and parts[5:] == ["batch", "read"]:
@@ -306,9 +372,11 @@ class FakeHubSpot(FakeApi):
         )
         after = int(request.param("after") or 0)
         page = [r for r in records if r.id > after][:limit]
-        body: dict[str, Any] = {"results": [r.as_json(names, object_type) for r in page]}
+        known = self._known(object_type)
+        body: dict[str, Any] = {"results": [r.as_json(names, object_type, known) for r in page]}
         if page and page[-1].id != records[-1].id:
-            body["paging"] = {"next": {"after": str(page[-1].id), "link": "?after=" + str(page[-1].id)}}
+            link = f"https://api.hubapi.com/crm/v3/objects/{object_type}?after={page[-1].id}"
+            body["paging"] = {"next": {"after": str(page[-1].id), "link": link}}
         return Response.json(body, headers=self._limit_headers())
 
     def _search(self, object_type: str, request: Request) -> Response:
@@ -336,24 +404,77 @@ class FakeHubSpot(FakeApi):
         page = matched[offset : offset + limit]
         body: dict[str, Any] = {
             "total": len(matched),
-            "results": [r.as_json(names, object_type) for r in page],
+            "results": [r.as_json(names, object_type, self._known(object_type)) for r in page],
         }
         nxt = offset + limit
         if nxt < len(matched) and nxt < self.search_cap:
             body["paging"] = {"next": {"after": str(nxt)}}
         return Response.json(body, headers=self._limit_headers())
 
+    def _known(self, object_type: str) -> set[str]:
+        return {name for name, _, _ in self.property_defs(object_type)}
+
+    def _batch_read(self, object_type: str, request: Request) -> Response:
+        query = request.json() or {}
+        inputs = query.get("inputs") or []
+        if not 1 <= len(inputs) <= BATCH_READ_LIMIT:
+            return self._error(400, "VALIDATION_ERROR", f"inputs must hold 1 to {BATCH_READ_LIMIT} ids")
+        archived = request.param("archived", "false") == "true"
+        names, known = list(query.get("properties") or []), self._known(object_type)
+        table = self.objects.get(object_type, {})
+        results, missing = [], []
+        for item in inputs:
+            record = table.get(int(item["id"]))
+            if record is None or (record.archived_ms is not None) != archived:
+                missing.append(str(item["id"]))
+            else:
+                results.append(record.as_json(names, object_type, known))
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
+        if not missing:
+            return Response.json(body, headers=self._limit_headers())
+        error = {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": "Could not get some "
+            + object_type.upper()
+            + " objects, they may be deleted or not exist. "
+            "Check that ids are valid.",
+            "context": {"ids": missing},
+            "errors": [],
+            "links": {},
+        }
+        body.update(numErrors=1, errors=[error])
+        return Response.json(body, 207, headers=self._limit_headers())
+
     def _associations(self, from_type: str, to_type: str, request: Request) -> Response:
         inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > 1000:
-            return self._error(400, "VALIDATION_ERROR", "at most 1000 inputs per batch read")
+        if len(inputs) > ASSOCIATION_READ_LIMIT:
+            return self._error(
+                400, "VALIDATION_ERROR", f"at most {ASSOCIATION_READ_LIMIT} inputs per batch read"
+            )
         links = self.links.get((from_type, to_type), {})
-        results = []
+        results, errors = [], []
         for item in inputs:
             targets = links.get(int(item["id"]), [])
             start = int(item.get("after") or 0)
             chunk = targets[start : start + self.association_page_size]
             if not chunk:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {to_type.rstrip('s')} is associated with {from_type.rstrip('s')} "
+                        f"{item['id']}.",
+                        "context": {
+                            "fromObjectId": [str(item["id"])],
+                            "fromObjectType": [from_type.rstrip("s")],
+                            "toObjectType": [to_type.rstrip("s")],
+                        },
+                        "errors": [],
+                        "links": {},
+                    }
+                )
                 continue
             result: dict[str, Any] = {
                 "from": {"id": str(item["id"])},
@@ -362,21 +483,25 @@ class FakeHubSpot(FakeApi):
                         "toObjectId": int(t),
                         "associationTypes": [
                             {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None},
-                            *(
-                                [{"category": "USER_DEFINED", "typeId": 7, "label": "Primary"}]
-                                if t == targets[0]
-                                else []
-                            ),
+                            *([PRIMARY] if t == targets[0] else []),
                         ],
                     }
                     for t in chunk
                 ],
             }
             if start + len(chunk) < len(targets):
-                result["paging"] = {"next": {"after": str(start + len(chunk))}}
+                result["paging"] = {"next": {"after": str(start + len(chunk)), "link": None}}
             results.append(result)
-        body = {"status": "COMPLETE", "results": results, "startedAt": iso(0), "completedAt": iso(0)}
-        return Response.json(body, 200, headers=self._limit_headers())
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
+        if not errors:
+            return Response.json(body, 200, headers=self._limit_headers())
+        body.update(numErrors=len(errors), errors=errors)
+        return Response.json(body, 207, headers=self._limit_headers())
+
+    @staticmethod
+    def _batch_times() -> dict[str, str]:
+        now = iso(ms(dt.datetime.now(dt.UTC)))
+        return {"startedAt": now, "completedAt": now}
 
     # filters ----------------------------------------------------------------------------------------
     def _value(self, record: Record, name: str, kind: str | None) -> Any:
@@ -451,12 +576,14 @@ class FakeHubSpot(FakeApi):
                 policy = "SECONDLY" if is_search else "TEN_SECONDLY_ROLLING"
                 body = {
                     "status": "error",
-                    "message": "You have reached your secondly limit.",
+                    "message": f"You have reached your {policy.lower()} limit.",
                     "errorType": "RATE_LIMIT",
                     "correlationId": "00000000-0000-4000-8000-000000000429",
                     "policyName": policy,
+                    "groupName": "publicapi:private-app-api-calls-ten-secondly:0000000",
                 }
-                return Response.json(body, 429, headers={"Retry-After": "1"})
+                headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+                return Response.json(body, 429, headers={**headers, **self._limit_headers()})
             self._sent.append(now)
             if is_search:
                 self._searches.append(now)
@@ -465,6 +592,8 @@ class FakeHubSpot(FakeApi):
     def _limit_headers(self) -> dict[str, str]:
         limit = self.burst_limit or 190
         return {
+            "X-HubSpot-RateLimit-Daily": "1000000",
+            "X-HubSpot-RateLimit-Daily-Remaining": "999000",
             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
             "X-HubSpot-RateLimit-Max": str(limit),
             "X-HubSpot-RateLimit-Remaining": str(max(limit - len(self._sent), 0)),
@@ -487,9 +616,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="HubSpot CRM look-alike on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--contact-properties", type=int, default=0, help="pad contacts to this many")
     args = parser.parse_args()
     fake = FakeHubSpot().start(args.port)
     fake.add("contacts", args.contacts)
+    fake.add_portal_properties("contacts", args.contact_properties)
     print(f"HubSpot look-alike on {fake.base_url} (token {fake.token}); Ctrl-C to stop")
     try:
         threading.Event().wait()

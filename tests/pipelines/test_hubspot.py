@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -27,6 +28,8 @@ def requests_by_kind(fake: FakeHubSpot, object_type: str) -> Counter[str]:
             kinds["search"] += 1
         elif r.path == f"/crm/v3/objects/{object_type}":
             kinds["archived" if r.param("archived") == "true" else "list"] += 1
+        elif r.path == f"/crm/v3/objects/{object_type}/batch/read":
+            kinds["batch_read"] += 1
         elif r.path.startswith(f"/crm/v4/associations/{object_type}/"):
             kinds["associations"] += 1
     return kinds
@@ -47,7 +50,7 @@ def crm(hubspot: FakeHubSpot, warehouse: Warehouse) -> dict[str, list[int]]:
     return ids
 
 
-def test_first_run_lists_everything_in_n_over_100_requests(
+def test_first_run_reads_everything_in_n_over_200_requests(
     hubspot: FakeHubSpot, warehouse: Warehouse, crm: dict[str, list[int]]
 ) -> None:
     report = pipeline.run()
@@ -63,14 +66,14 @@ def test_first_run_lists_everything_in_n_over_100_requests(
     }
     assert requests_by_kind(hubspot, "contacts") == {
         "properties": 1,
-        "list": math.ceil(250 / 100),
+        "search": math.ceil(250 / 200),
         "associations": 1,
         "archived": 1,
     }
     assert requests_by_kind(hubspot, "deals") == {
         "properties": 1,
-        "list": 1,
-        "associations": 2,
+        "search": 1,
+        "associations": 2,  # 207: most deals have no association, which is not an error
         "archived": 1,
     }
     assert warehouse.query(
@@ -98,7 +101,7 @@ def test_later_runs_read_only_changes_and_merge_on_id(
     assert report.rows_by_table["contacts"] == 130 and "companies" not in report.rows_by_table
     assert requests_by_kind(hubspot, "contacts") == {
         "properties": 1,
-        "search": math.ceil(130 / 100),
+        "search": math.ceil(130 / 200),
         "associations": 1,
         "archived": 1,
     }
@@ -138,6 +141,80 @@ def test_more_changes_than_the_search_cap_are_all_loaded(
     ) == [(f"v{n}", 40) for n in range(8)]
     searches = hubspot.requests_to("/crm/v3/objects/contacts/search")
     assert all(int(r.json()["after"]) + r.json()["limit"] <= 50 for r in searches)
+
+
+def test_a_portal_with_600_contact_properties_loads_every_property(
+    hubspot: FakeHubSpot, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real portal has several hundred contact properties; every name in one URL gets 414."""
+    monkeypatch.setenv("SOURCES__HUBSPOT__OBJECTS", '["contacts"]')
+    ids = hubspot.add("contacts", 450)
+    names = hubspot.add_portal_properties("contacts", 600)
+    hubspot.archive("contacts", ids[:150])
+    report = pipeline.run()
+    assert report.rows_by_table["contacts"] == 450
+    assert requests_by_kind(hubspot, "contacts") == {
+        "properties": 1,
+        "search": math.ceil(300 / 200),  # properties in the body: no 414, no extra requests
+        "archived": math.ceil(150 / 100),
+        "batch_read": math.ceil(150 / 100),  # the properties that do not fit in the archived GET
+    }
+    columns = {
+        name
+        for (name,) in warehouse.query(
+            "select column_name from information_schema.columns where table_name = 'contacts'"
+        )
+    }
+    assert set(names) <= columns
+    last = names[-1]
+    assert warehouse.scalar(f"select count(*) from hubspot.contacts where {last} = 'v-{last[-4:]}'") == 450
+    assert warehouse.scalar("select count(*) from hubspot.contacts where archived") == 150
+
+    hubspot.modify("contacts", ids[200:260], None, **{names[0]: "changed"})
+    hubspot.reset()
+    assert pipeline.run().rows_by_table["contacts"] == 60 + 150
+    assert warehouse.scalar(f"select count(*) from hubspot.contacts where {names[0]} = 'changed'") == 60
+    assert warehouse.scalar(f"select count(*) from hubspot.contacts where {last} is null") == 0
+
+
+def test_merged_records_stop_being_live_rows_after_the_next_run(
+    hubspot: FakeHubSpot, warehouse: Warehouse, crm: dict[str, list[int]]
+) -> None:
+    pipeline.run()
+    contacts, deals = crm["contacts"], crm["deals"]
+    hubspot.merge("contacts", contacts[0], contacts[1])  # both had a company
+    hubspot.merge("contacts", contacts[0], contacts[2])
+    hubspot.merge("deals", deals[5], deals[0])  # the losing deal had the associations
+    report = pipeline.run()
+    assert report.rows_by_table["contacts"] == 1 + 2 and report.rows_by_table["deals"] == 1 + 1
+    assert warehouse.query(
+        "select id, archived, archived_at is not null, merged_into_id from hubspot.contacts"
+        " where merged_into_id is not null order by id"
+    ) == [(str(contacts[1]), True, True, str(contacts[0])), (str(contacts[2]), True, True, str(contacts[0]))]
+    assert (
+        warehouse.scalar("select hs_merged_object_ids from hubspot.contacts where id = ?", str(contacts[0]))
+        == f"{contacts[1]};{contacts[2]}"
+    )
+    for object_type in ("contacts", "deals"):
+        live = warehouse.scalar(f"select count(*) from hubspot.{object_type} where not archived")
+        assert live == len(hubspot.objects[object_type]), f"{object_type}: no ghost stays live"
+        assert warehouse.scalar(f"select count(*) - count(distinct id) from hubspot.{object_type}") == 0
+    assert warehouse.query(
+        "select to_id from hubspot.deals__associated_contacts a join hubspot.deals d"
+        " on a._dlt_parent_id = d._dlt_id where d.id = ? and a.type_id = 1 order by 1",
+        str(deals[5]),
+    ) == sorted((str(c),) for c in [contacts[0]]), "the survivor carries the merged deal's contacts"
+    assert (
+        warehouse.scalar(
+            "select count(*) from hubspot.deals__associated_contacts a join hubspot.deals d"
+            " on a._dlt_parent_id = d._dlt_id where d.id = ?",
+            str(deals[0]),
+        )
+        == 0
+    )
+
+    hubspot.reset()
+    assert pipeline.run().rows_by_table == {}, "a merge is retired once, not on every run"
 
 
 def test_archived_records_are_flagged_and_restores_unflag_them(
@@ -243,19 +320,33 @@ def test_the_token_is_never_printed_logged_or_traced(
     hubspot.add("contacts", 120)
     caplog.set_level(logging.DEBUG)
     assert pipeline.main([]) == 0
-    trace = pipeline.create_pipeline().last_trace
-    assert trace is not None
+    succeeded = pipeline.create_pipeline().last_trace
+    assert succeeded is not None
     hubspot.token = "rotated"  # the canary is now rejected: the error path must not show it either
     hubspot.fail(503, times=1)
     assert pipeline.main(["--full-refresh"]) == 1
     captured = capsys.readouterr()
-    assert "## hubspot: succeeded" in captured.out and "401" in captured.err
+    assert "## hubspot: succeeded" in captured.out and "401 INVALID_AUTHENTICATION" in captured.err
+    assert hubspot.requests[-1].headers["authorization"] == f"Bearer {canary}", "the canary was sent"
+    failed_pipeline = pipeline.create_pipeline()
+    failed = failed_pipeline.last_trace
+    assert failed is not None and failed.transaction_id != succeeded.transaction_id
+    failed_text = json.dumps(failed.asdict(), default=str)
+    assert "401 INVALID_AUTHENTICATION" in failed_text, "this is the failed run's trace"
+    folder = [
+        path.read_bytes().decode("latin-1")
+        for path in Path(failed_pipeline.working_dir).rglob("*")
+        if path.is_file()
+    ]
     for text in (
         captured.out,
         captured.err,
         caplog.text,
-        str(trace),
-        json.dumps(trace.asdict(), default=str),
+        str(succeeded),
+        json.dumps(succeeded.asdict(), default=str),
+        str(failed),
+        failed_text,
+        *folder,
     ):
         assert canary not in text
 
@@ -267,8 +358,9 @@ def test_full_refresh_lists_everything_again(
     hubspot.reset()
     assert pipeline.main(["--full-refresh", "--objects", "contacts"]) == 0
     assert "| contacts | 250 |" in capsys.readouterr().out
-    assert requests_by_kind(hubspot, "contacts")["list"] == 3 and not hubspot.requests_to(
-        "/crm/v3/objects/contacts/search"
+    searches = hubspot.requests_to("/crm/v3/objects/contacts/search")
+    assert len(searches) == 2 and all(
+        r.json()["sorts"][0]["propertyName"] == "hs_object_id" for r in searches
     )
     assert warehouse.scalar("select count(*) from hubspot.contacts") == 250
 

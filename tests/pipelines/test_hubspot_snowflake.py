@@ -58,7 +58,8 @@ def test_a_fresh_worker_carries_on_incrementally_from_snowflake(
     hubspot.reset()
     report = pipeline.run()
     assert report.rows_by_table.get("contacts") == 7, "the cursor came back from Snowflake: changes only"
-    assert not [
-        r for r in hubspot.requests if r.path == "/crm/v3/objects/contacts" and r.param("archived") != "true"
-    ]
+    searches = hubspot.requests_to("/crm/v3/objects/contacts/search")
+    assert searches and all(r.json()["sorts"][0]["propertyName"] == "lastmodifieddate" for r in searches), (
+        "searched by modified time (changes only), not a full load by id"
+    )
     assert snowflake.assert_unique("hubspot", "contacts", "id") == 120

@@ -9,7 +9,9 @@ state unchanged, with no package left pending (the next run starts clean).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -362,3 +364,37 @@ def test_bad_input(
     case.check(warehouse, fake)
     if target.name in STATE_CHECKS:
         STATE_CHECKS[target.name].state_behind_data(stored_state(target.name), warehouse, fake)
+
+
+# hubspot: retries observed, not only their final message -------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [(503, {}), (429, {"Retry-After": "0"}), (429, {})],
+    ids=["5xx-storm", "429-storm", "429-storm-without-retry-after"],
+)
+def test_hubspot_storms_stop_after_the_configured_attempts(
+    status: int,
+    headers: dict[str, str],
+    hubspot: FakeHubSpot,
+    warehouse: Warehouse,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``RUNTIME__REQUEST_MAX_ATTEMPTS`` is 3 in tests: exactly 3 attempts, then a clear error. A 429
+    without Retry-After waits HubSpot's window (capped by ``request_max_retry_delay``, 1 s here)."""
+    from pipelines import hubspot as pipeline
+
+    HUBSPOT.seed(hubspot, monkeypatch)
+    pipeline.run()
+    HUBSPOT.change(hubspot)
+    hubspot.reset()
+    hubspot.fail(status, times=100, path=HUBSPOT.path, headers=headers)
+    started = time.monotonic()
+    with pytest.raises(PipelineStepFailed) as exc:
+        pipeline.run()
+    elapsed = time.monotonic() - started
+    assert f"HTTP {status}" in exc.value.run_report.error  # type: ignore[attr-defined]
+    attempts = hubspot.requests_to(HUBSPOT.path)
+    assert len(attempts) == 3, "bounded by request_max_attempts"
+    if status == 429 and not headers:
+        gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(attempts)]
+        assert min(gaps) >= 0.9 and elapsed >= 1.8, gaps

@@ -130,7 +130,9 @@ def test_hubspot_token_in_prefect_artefacts_logs_and_states(
         reports = [f"{a.data}\n{a.description}" for a in artifacts(run_id)]
         assert reports and any("hubspot" in str(r) for r in reports)
         trap.add(str(state.message), *reports, *[r.message for r in logs(run_id)])
-    assert "token was rejected" in str(states[1].message) or any("401" in t for t in trap.texts)
+    rejected = str(states[1].message)
+    assert "401 INVALID_AUTHENTICATION" in rejected and "token was rejected" in rejected, rejected
+    assert hubspot.requests[-1].headers["authorization"] == f"Bearer {HUBSPOT_CANARY}", "the canary was sent"
     trap.assert_clean([HUBSPOT_CANARY])
 
 
