@@ -11,10 +11,16 @@ fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
 4. ``COPY`` of newline-delimited JSON (``FILE_FORMAT = (TYPE = 'JSON')``) ``MATCH_BY_COLUMN_NAME`` into
    typed columns: fakesnow only loads JSON into a single VARIANT column. dlt writes its own
    ``_dlt_pipeline_state`` rows (and any resource hinted ``file_format="jsonl"``) as JSON lines.
+5. Not a parser gap but a behaviour gap, closed the other way: a text column copied into a VARIANT
+   column stays a VARIANT *string* on Snowflake (``COPY ... MATCH_BY_COLUMN_NAME`` does not parse it;
+   https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats), where
+   fakesnow's DuckDB cast parsed it into an object. The patch makes the emulator keep the string, so a
+   pipeline that loads JSON as parquet text fails its path queries here as it would on Snowflake.
 
-Each patch rewrites the parsed statement into the form fakesnow already supports and calls fakesnow's
-own code; nothing here changes how data is stored or copied. They touch fakesnow internals, so they are
-pinned to one fakesnow version and refuse to load on any other: re-check them when you bump fakesnow.
+Patches 1-4 rewrite the parsed statement into the form fakesnow already supports and call fakesnow's
+own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does.
+They touch fakesnow internals, so they are pinned to one fakesnow version and refuse to load on any
+other: re-check them when you bump fakesnow.
 The client side is untouched except for one capability (see :func:`single_statement_capabilities`).
 """
 
@@ -94,6 +100,54 @@ def _json_by_column_name() -> tuple[type, Callable[..., list[str]]]:
     return ReadJsonRecords, column_names
 
 
+def _variant_text_stays_text() -> tuple[Callable[..., list[str]], Callable[..., list[exp.Expr]]]:
+    """Patch 5: in a by-name COPY, a VARCHAR file column bound for a VARIANT (DuckDB ``JSON``) column
+    is wrapped in ``to_json``, so it lands as a JSON string as on Snowflake, not as the parsed value.
+
+    Returns replacements for ``fakesnow.copy_into._get_table_columns`` (which also notes the target
+    table, as it runs first) and ``fakesnow.copy_into._inserts``.
+    """
+    import threading
+
+    import fakesnow.copy_into as copy_into
+
+    original_columns: Callable[..., list[str]] = copy_into._get_table_columns
+    original_inserts: Callable[..., list[exp.Expr]] = copy_into._inserts
+    target = threading.local()
+
+    def table_columns(table: Any, duck_conn: Any, database: Any, schema: Any) -> list[str]:
+        target.variants = {
+            name.upper()
+            for name, kind in copy_into._describe_table(table, duck_conn, database, schema)
+            if kind == "JSON"
+        }
+        target.conn = duck_conn
+        return original_columns(table, duck_conn, database, schema)
+
+    def inserts(expr: Any, params: Any, urls: list[str], parquet_info: Any = None) -> list[exp.Expr]:
+        statements = original_inserts(expr, params, urls, parquet_info)
+        variants: set[str] = getattr(target, "variants", set())
+        conn = getattr(target, "conn", None)
+        target.variants, target.conn = set(), None
+        if not variants or conn is None or not parquet_info or not parquet_info.target_columns:
+            return statements
+        for url, statement in zip(urls, statements, strict=True):
+            read = params.file_format.read_expression(url).sql(dialect="duckdb")
+            kinds = dict(row[:2] for row in conn.execute(f"DESCRIBE SELECT * FROM {read}").fetchall())
+            for alias in statement.expression.expressions:
+                column = alias.this
+                if (
+                    isinstance(alias, exp.Alias)
+                    and alias.alias.upper() in variants
+                    and isinstance(column, exp.Column)
+                    and kinds.get(column.name) == "VARCHAR"
+                ):
+                    alias.set("this", exp.func("to_json", column.copy()))
+        return statements
+
+    return table_columns, inserts
+
+
 _applied = False
 
 
@@ -121,6 +175,9 @@ def apply() -> None:
     read_json_records, column_names = _json_by_column_name()
     setattr(fakesnow.copy_into, "ReadJSON", read_json_records)  # noqa: B010 - a class, replaced on purpose
     fakesnow.copy_into._get_parquet_column_names = column_names
+    table_columns, inserts = _variant_text_stays_text()
+    fakesnow.copy_into._get_table_columns = table_columns
+    fakesnow.copy_into._inserts = inserts
     _applied = True
 
 
