@@ -83,17 +83,21 @@ def select_expression(column: sa.ColumnElement[Any], hint: TColumnSchema) -> sa.
     """``column`` as the ``COPY`` query should select it to arrive as ``hint`` says (same name)."""
     sa_type = base_type(column.type)
     wanted = hint.get("data_type")
+    # money has no cast but to numeric (and numeric keeps it exact)
+    source = sa.cast(column, sa.Numeric) if isinstance(sa_type, pg.MONEY) else column
     expression: sa.ColumnElement[Any] | None = None
-    if wanted == "text" and not _is_plain_text(sa_type):
-        expression = sa.cast(column, sa.Text)
+    if wanted == "text" and isinstance(sa_type, pg.INET):
+        expression = sa.func.abbrev(column, type_=sa.Text)  # inet's own form: 10.0.0.1, not 10.0.0.1/32
+    elif wanted == "text" and not _is_plain_text(sa_type):
+        expression = sa.cast(source, sa.Text)
     elif wanted == "double" and not isinstance(sa_type, sa.Float):
-        expression = sa.cast(column, pg.DOUBLE_PRECISION)
+        expression = sa.cast(source, pg.DOUBLE_PRECISION)
     elif wanted == "bigint" and not isinstance(sa_type, sa.Integer):
-        expression = sa.cast(column, sa.BigInteger)
-    elif wanted == "decimal" and isinstance(sa_type, pg.MONEY):
-        expression = sa.cast(column, sa.Numeric)
+        expression = sa.cast(source, sa.BigInteger)
     elif wanted == "json" and isinstance(sa_type, sa.ARRAY) and not _is_native_array(sa_type):
         expression = sa.func.to_json(column, type_=sa.Text)
+    elif source is not column:
+        expression = source
     return column if expression is None else expression.label(column.name)
 
 
@@ -120,7 +124,8 @@ def override_hint(table: str, column: str, value: str) -> TColumnSchema:
             " decimal(p,s)"
         )
     if match.group(2) is None:
-        return {"data_type": match.group(1)}  # type: ignore[typeddict-item]
+        # no precision or scale left over from the reflected type (a text column would become varchar(38))
+        return {"data_type": match.group(1), "precision": None, "scale": None}  # type: ignore[typeddict-item]
     precision, scale = int(match.group(2)), int(match.group(3))
     if not 0 < precision <= MAX_DECIMAL_PRECISION or scale > precision:
         raise ValueError(

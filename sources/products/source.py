@@ -15,6 +15,7 @@ from urllib.parse import quote, quote_plus
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
 from dlt.common.schema.typing import TSchemaContractDict
@@ -305,7 +306,17 @@ class JsonObjectsLoader(RedactingAdbcLoader):
 
 
 def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``batch`` as rows, JSON text in ``json_columns`` parsed (Arrow lists are lists already)."""
+    """``batch`` as rows, JSON text in ``json_columns`` parsed (Arrow lists are lists already).
+
+    JSON has no NaN or infinity, so a float column holding one fails here, naming it, instead of
+    landing as NULL."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_floating(column.type) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+            raise ReadError(
+                f"column {name}: NaN or infinity cannot travel as JSON (this table has JSON columns, so"
+                f" it loads as jsonl on Snowflake); load it as text with a column override in"
+                f' [sources.products] tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
+            )
     rows = batch.to_pylist()
     text = [
         name

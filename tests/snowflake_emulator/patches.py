@@ -16,6 +16,8 @@ fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
    https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats), where
    fakesnow's DuckDB cast parsed it into an object. The patch makes the emulator keep the string, so a
    pipeline that loads JSON as parquet text fails its path queries here as it would on Snowflake.
+   Alongside, the JSON file format's ``BINARY_FORMAT = 'BASE64'`` (which dlt sets) is honoured: a
+   base64 string copied into a BINARY column is decoded, where fakesnow stored the base64 text.
 
 Patches 1-4 rewrite the parsed statement into the form fakesnow already supports and call fakesnow's
 own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does.
@@ -31,6 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+import sqlglot
 from sqlglot import exp
 
 PINNED_FAKESNOW: Final = "0.12.1"
@@ -102,7 +105,10 @@ def _json_by_column_name() -> tuple[type, Callable[..., list[str]]]:
 
 def _variant_text_stays_text() -> tuple[Callable[..., list[str]], Callable[..., list[exp.Expr]]]:
     """Patch 5: in a by-name COPY, a VARCHAR file column bound for a VARIANT (DuckDB ``JSON``) column
-    is wrapped in ``to_json``, so it lands as a JSON string as on Snowflake, not as the parsed value.
+    is wrapped in ``to_json``, so it lands as a JSON string as on Snowflake, not as the parsed value;
+    from JSON lines, a VARCHAR bound for a BINARY (``BLOB``) column is decoded from base64, and a
+    string bound for a text column is read as text (DuckDB's ``read_json`` would guess ``"-Infinity"``
+    is a date; Snowflake keeps the string).
 
     Returns replacements for ``fakesnow.copy_into._get_table_columns`` (which also notes the target
     table, as it runs first) and ``fakesnow.copy_into._inserts``.
@@ -116,33 +122,46 @@ def _variant_text_stays_text() -> tuple[Callable[..., list[str]], Callable[..., 
     target = threading.local()
 
     def table_columns(table: Any, duck_conn: Any, database: Any, schema: Any) -> list[str]:
-        target.variants = {
-            name.upper()
-            for name, kind in copy_into._describe_table(table, duck_conn, database, schema)
-            if kind == "JSON"
-        }
+        described = copy_into._describe_table(table, duck_conn, database, schema)
+        target.variants = {name.upper() for name, kind in described if kind == "JSON"}
+        target.binaries = {name.upper() for name, kind in described if kind == "BLOB"}
+        target.texts = {name.upper() for name, kind in described if kind == "VARCHAR"}
         target.conn = duck_conn
         return original_columns(table, duck_conn, database, schema)
 
     def inserts(expr: Any, params: Any, urls: list[str], parquet_info: Any = None) -> list[exp.Expr]:
         statements = original_inserts(expr, params, urls, parquet_info)
         variants: set[str] = getattr(target, "variants", set())
+        binaries: set[str] = getattr(target, "binaries", set())
+        texts: set[str] = getattr(target, "texts", set())
         conn = getattr(target, "conn", None)
-        target.variants, target.conn = set(), None
-        if not variants or conn is None or not parquet_info or not parquet_info.target_columns:
+        target.variants, target.binaries, target.texts, target.conn = set(), set(), set(), None
+        if not (variants or binaries) or conn is None or not parquet_info or not parquet_info.target_columns:
             return statements
         for url, statement in zip(urls, statements, strict=True):
             read = params.file_format.read_expression(url).sql(dialect="duckdb")
             kinds = dict(row[:2] for row in conn.execute(f"DESCRIBE SELECT * FROM {read}").fetchall())
+            if JSON_FILE.search(url) and any(
+                name.upper() in texts and kind != "VARCHAR" for name, kind in kinds.items()
+            ):
+                kinds = {n: "VARCHAR" if n.upper() in texts else k for n, k in kinds.items()}
+                spec = ", ".join(f"'{n}': '{k}'" for n, k in kinds.items())
+                typed = sqlglot.parse_one(
+                    f"SELECT * FROM read_json('{url}', format='newline_delimited', columns={{{spec}}})",
+                    read="duckdb",
+                )
+                key = "from_" if "from_" in typed.args else "from"
+                statement.expression.args[key].set("this", typed.args[key].this)
             for alias in statement.expression.expressions:
                 column = alias.this
-                if (
-                    isinstance(alias, exp.Alias)
-                    and alias.alias.upper() in variants
-                    and isinstance(column, exp.Column)
-                    and kinds.get(column.name) == "VARCHAR"
-                ):
+                if not (isinstance(alias, exp.Alias) and isinstance(column, exp.Column)):
+                    continue
+                if kinds.get(column.name) != "VARCHAR":
+                    continue
+                if alias.alias.upper() in variants:
                     alias.set("this", exp.func("to_json", column.copy()))
+                elif alias.alias.upper() in binaries and JSON_FILE.search(url):
+                    alias.set("this", exp.func("from_base64", column.copy()))
         return statements
 
     return table_columns, inserts
