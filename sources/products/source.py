@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TSchemaContractDict
+from dlt.common.schema.typing import TColumnSchema, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -43,6 +43,9 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 """A new source column flows through (schema evolution); a column whose type changes in PostgreSQL
 (say ``price`` from numeric to text) fails the run with nothing loaded, instead of quietly becoming a
 variant column that downstream models would not read."""
+
+
+DLT_ROW_COLUMNS: Final = ("_dlt_load_id", "_dlt_id")
 
 
 class ProductsDatabaseError(RuntimeError):
@@ -300,7 +303,12 @@ class JsonObjectsLoader(RedactingAdbcLoader):
         if not json_columns:
             yield from super().load_rows(backend_kwargs)
             return
-        yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl"))
+        # dlt adds these to every jsonl row; nullable, so they can join a table first loaded as parquet
+        # (Snowflake refuses a NOT NULL column added to a table that has rows)
+        lineage: dict[str, TColumnSchema] = {
+            name: {"name": name, "data_type": "text", "nullable": True} for name in DLT_ROW_COLUMNS
+        }
+        yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl", columns=lineage))
         for batch in super().load_rows(backend_kwargs):
             yield rows_with_json(batch, json_columns)
 

@@ -11,6 +11,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products import products_source
 from tests.fixtures.postgres import (
     SNOWFLAKE_OVERRIDES,
     TYPE_CASES,
@@ -20,6 +21,7 @@ from tests.fixtures.postgres import (
     null_check_sql,
 )
 from tests.fixtures.snowflake import Snowflake
+from utils.runner import run_pipeline
 
 pytestmark = pytest.mark.snowflake
 
@@ -118,3 +120,19 @@ def test_every_type_loads_readable_on_the_first_and_later_runs(
     assert types["C_NEW_RANGE"] == "TEXT"
     assert snowflake.scalar(f"select c_new_range from {table} where id = 1") == '["2026-03-01 00:00:00+00",)'
     assert snowflake.assert_unique("products", "everything", "id") == 3
+
+
+def test_a_table_loaded_before_as_parquet_switches_to_json_objects(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """RAW.PRODUCTS tables loaded before JSON travelled as jsonl keep loading: the columns dlt adds to
+    jsonl rows (``_dlt_id``, ``_dlt_load_id``) join the existing table as nullable columns."""
+    report = run_pipeline(products.create_pipeline(), lambda: products_source())  # the parquet route
+    assert report.rows_by_table == {"products": 20}
+    products_db.execute(
+        'update products set attributes = \'{"colour": "green"}\', updated_at = now() where id = 2'
+    )
+    assert products.run().rows_by_table == {"products": 1}
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 2") == "green"
+    assert snowflake.assert_unique("products", "products", "id") == 20
