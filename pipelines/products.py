@@ -46,7 +46,11 @@ def run(
     """
     pipeline = create_pipeline()
     options: dict[str, Any] = {"write_disposition": "replace"} if full_refresh else {}
-    if pipeline.destination and pipeline.destination.destination_name == "snowflake":
+    if (
+        pipeline.destination
+        and pipeline.destination.destination_name == "snowflake"
+        and dlt.config.get("sources.products.json_as_objects", bool) is not False
+    ):
         options["json_as_objects"] = True  # JSON lands as VARIANT objects, not strings (docs/products.md)
     if start_date is not None:
         start = pendulum.parse(str(start_date), tz="UTC")

@@ -136,3 +136,15 @@ def test_a_table_loaded_before_as_parquet_switches_to_json_objects(
     table = snowflake.table("products", "products")
     assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 2") == "green"
     assert snowflake.assert_unique("products", "products", "id") == 20
+
+
+def test_json_as_objects_can_be_switched_off_for_speed(
+    products_db: ProductsDb, snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``json_as_objects = false`` keeps parquet: JSON lands as a VARIANT string, as dlt documents."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "false")
+    products.run()
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 3") is None
+    assert "colour" in snowflake.scalar(f"select attributes::string from {table} where id = 3")  # the text
+    assert "_DLT_ID" not in snowflake.columns("products", "products")
