@@ -42,13 +42,20 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
     its own it leaves the daily cursor where it was, with ``full_refresh`` it is where the reload
     starts.
     """
+    pipeline = create_pipeline()
     options: dict[str, Any] = {"write_disposition": "replace"} if full_refresh else {}
+    if (
+        pipeline.destination
+        and pipeline.destination.destination_name == "snowflake"
+        and dlt.config.get("sources.products.json_as_objects", bool) is not False
+    ):
+        options["json_as_objects"] = True  # JSON lands as VARIANT objects, not strings (docs/products.md)
     if start_date is not None:
         start = pendulum.parse(str(start_date), tz="UTC")
         options["initial_value"] = start
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
-    return run_pipeline(create_pipeline(), lambda: products_source(**options))
+    return run_pipeline(pipeline, lambda: products_source(**options))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,10 @@ decodes, so with :func:`prefetch` the next batch arrives while dlt writes the pr
 parquet. Batches are bounded in bytes (the driver's default, about 16 MB), so memory stays flat for
 wide rows too, and are split without copying into at most ``chunk_size`` rows. Types the driver
 leaves as Arrow extension types become what dlt and the destinations expect: ``numeric`` ->
-``decimal128`` at the column's precision and scale, ``uuid`` -> text (cast in the query),
-``json``/``jsonb`` and other PostgreSQL-specific types -> their text; ``int2``/``int4`` widen to the
-reflected ``bigint``.
+``decimal128`` at the column's precision and scale, ``json``/``jsonb`` -> their text; ``int2``/``int4``
+widen to the reflected ``bigint``. Types without a native counterpart are cast in the query as
+:mod:`utils.pg_types` says (their column hints decide); one still arriving as wire-format bytes fails
+the read naming the column, never loads as a blob.
 """
 
 from __future__ import annotations
@@ -19,15 +20,13 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any
 
 import pyarrow as pa
-import sqlalchemy as sa
 from dlt.common.typing import TDataItem
 from dlt.sources.sql_database.helpers import BaseTableLoader, register_table_loader_backend
 
-DEFAULT_DECIMAL: Final = (38, 9)
-"""Precision and scale for a ``numeric`` column declared without them: dlt's default decimal."""
+from utils.pg_types import DEFAULT_DECIMAL, with_casts
 
 
 class ReadError(RuntimeError):
@@ -35,23 +34,10 @@ class ReadError(RuntimeError):
 
 
 def uuid_to_text(array: pa.Array) -> pa.Array:
-    """16-byte UUIDs -> canonical text. A fallback: :func:`uuids_as_text` has PostgreSQL send text."""
+    """16-byte UUIDs -> canonical text (a fallback: :func:`utils.pg_types.with_casts` selects text)."""
     return pa.array(
         [None if value is None else str(uuid.UUID(bytes=value)) for value in array.to_pylist()],
         type=pa.string(),
-    )
-
-
-def uuids_as_text(query: Any) -> Any:
-    """Select ``uuid`` columns as text, which PostgreSQL formats faster than Python could."""
-    if not isinstance(query, sa.Select):
-        return query
-    return query.with_only_columns(
-        *(
-            sa.cast(column, sa.Text).label(column.name) if isinstance(column.type, sa.Uuid) else column
-            for column in query.selected_columns
-        ),
-        maintain_column_froms=True,
     )
 
 
@@ -81,12 +67,24 @@ def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa
                 return array.storage.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ReadError(
-                    f"column {field.name}: a numeric value does not fit {target} ({exc}); declare the "
-                    "column's precision and scale in PostgreSQL or give it a text column hint"
+                    f"column {field.name}: a numeric value does not fit {target} ({exc}); load the column"
+                    " as text (or double, or a wider decimal(p,s)) with a column override in"
+                    ' [sources.products] tables, e.g. {name = "products", columns = {price = "text"}}'
+                    " (docs/products.md)"
                 ) from None
 
         return to_decimal
-    return lambda array: array.storage  # json, jsonb, enums, inet, money...: their text
+    if pa.types.is_binary(kind.storage_type) or pa.types.is_large_binary(kind.storage_type):
+        name = getattr(kind, "type_name", kind.extension_name)
+
+        def refuse(_array: pa.Array) -> pa.Array:
+            raise ReadError(
+                f"column {field.name}: PostgreSQL type {name} arrived in binary wire format, which no"
+                " destination can read; give the column a text override in [sources.products]"
+            )
+
+        return refuse
+    return lambda array: array.storage  # json, jsonb: their text
 
 
 def normaliser(schema: pa.Schema, hints: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
@@ -164,7 +162,7 @@ class AdbcTableLoader(BaseTableLoader):
         return url.render_as_string(hide_password=False)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
-        query = self.compile_query(uuids_as_text(self.make_query()))
+        query = self.compile_query(with_casts(self.make_query(), self.columns))
         yield from prefetch(self._batches(query), depth=self.prefetch_batches)
 
     def _batches(self, query: str) -> Iterator[pa.RecordBatch]:

@@ -7,15 +7,18 @@ unreachable database fails the run's extract step with a clear, password-free er
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 from urllib.parse import quote, quote_plus
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TSchemaContractDict
+from dlt.common.schema.typing import TColumnSchema, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -23,6 +26,7 @@ from dlt.sources.sql_database.helpers import TableBackend
 
 from utils.adbc import AdbcTableLoader, ReadError
 from utils.http import redact_text
+from utils.pg_types import dlt_type, override_hint
 
 SoftDelete = Literal["remove", "flag"]
 NullCursor = Literal["include", "exclude", "raise"]
@@ -41,18 +45,24 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 variant column that downstream models would not read."""
 
 
+DLT_ROW_COLUMNS: Final = ("_dlt_load_id", "_dlt_id")
+
+
 class ProductsDatabaseError(RuntimeError):
     """PostgreSQL could not be reached or read; the message names host and database, never the password."""
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One table to load: its name, primary key, incremental cursor and soft-delete column."""
+    """One table to load: its name, primary key, incremental cursor, soft-delete column and the
+    columns whose type the default type map should not decide (column -> ``text``, ``double``,
+    ``bigint`` or ``decimal(p,s)``)."""
 
     name: str
     primary_key: str | tuple[str, ...] = "id"
     cursor: str | None = "updated_at"
     soft_delete_column: str | None = "deleted_at"
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dlt.source(section="products", name="products", max_table_nesting=0)
@@ -71,6 +81,7 @@ def products_source(
     initial_value: Any = None,
     end_value: Any = None,
     write_disposition: str = "merge",
+    json_as_objects: bool = False,
 ) -> Iterator[DltResource]:
     """Product tables from PostgreSQL, merged on their primary keys and read incrementally.
 
@@ -78,8 +89,10 @@ def products_source(
         credentials: a connection string (``postgresql://`` with user, password, host, port and
             database) or its fields.
         schema: the PostgreSQL schema (``public``).
-        tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column}`` where a
-            table differs from the defaults below.
+        tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column, columns}``
+            where a table differs from the defaults below; ``columns`` overrides the type map for
+            some columns: ``{price = "text"}`` (or ``double``, ``bigint``, ``decimal(p,s)``; see
+            docs/products.md for the map).
         primary_key, cursor, soft_delete_column: defaults for every table; a ``cursor`` of ``""``
             reloads the table in full each run (still merged), ``soft_delete_column = ""`` disables it.
         lag_seconds: each run re-reads this many seconds before the last loaded cursor value, so rows
@@ -95,6 +108,9 @@ def products_source(
         write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
             swaps in the whole table (through staging, in one transaction) instead of merging, and
             then leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
+        json_as_objects: tables with JSON columns (json, jsonb, arrays) are handed to dlt as rows with
+            those values parsed and loaded as ``jsonl``: Snowflake stores JSON text from parquet as a
+            VARIANT *string*, so the pipeline turns this on for Snowflake (docs/products.md).
     """
     if write_disposition not in ("merge", "replace"):
         raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")
@@ -123,6 +139,7 @@ def products_source(
             initial_value=initial_value,
             end_value=end_value,
             write_disposition=write_disposition,
+            json_as_objects=json_as_objects,
         )
 
 
@@ -139,7 +156,7 @@ def table_specs(tables: Sequence[str | dict[str, Any]] | str, defaults: TableSpe
             raise ValueError(
                 f"sources.products.tables: {item!r} is neither a table name nor a table with a name"
             )
-        unknown = set(item) - {"name", "primary_key", "cursor", "soft_delete_column"}
+        unknown = set(item) - {"name", "primary_key", "cursor", "soft_delete_column", "columns"}
         if unknown:
             raise ValueError(
                 f"sources.products.tables: unknown setting(s) {sorted(unknown)} for {item['name']}"
@@ -150,6 +167,7 @@ def table_specs(tables: Sequence[str | dict[str, Any]] | str, defaults: TableSpe
                 primary_key=_key(item.get("primary_key", defaults.primary_key)),
                 cursor=item.get("cursor", defaults.cursor) or None,
                 soft_delete_column=item.get("soft_delete_column", defaults.soft_delete_column) or None,
+                columns=dict(item.get("columns") or {}),
             )
         )
     if not specs:
@@ -174,7 +192,9 @@ def _table_resource(
     initial_value: Any,
     end_value: Any,
     write_disposition: str,
+    json_as_objects: bool = False,
 ) -> DltResource:
+    overrides = {column: override_hint(spec.name, column, value) for column, value in spec.columns.items()}
     incremental = None
     if spec.cursor:
         incremental = dlt.sources.incremental(
@@ -195,7 +215,10 @@ def _table_resource(
         reflection_level="full_with_precision",
         defer_table_reflect=True,
         engine_adapter_callback=_clear_connection_errors,
-        table_loader_class=RedactingAdbcLoader if backend == "adbc" else None,
+        table_loader_class=(JsonObjectsLoader if json_as_objects else RedactingAdbcLoader)
+        if backend == "adbc"
+        else None,
+        type_adapter_callback=dlt_type,
         write_disposition=write_disposition,  # type: ignore[arg-type]
         query_adapter_callback=_live_rows_only(spec.soft_delete_column)
         if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
@@ -203,6 +226,8 @@ def _table_resource(
         primary_key=list(spec.primary_key) if isinstance(spec.primary_key, tuple) else spec.primary_key,
     )
     resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
+    if overrides:
+        resource.apply_hints(columns=overrides)
     if spec.soft_delete_column and soft_delete == "remove":
         resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
     return resource
@@ -265,3 +290,49 @@ class RedactingAdbcLoader(AdbcTableLoader):
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"
             ) from None
+
+
+class JsonObjectsLoader(RedactingAdbcLoader):
+    """For Snowflake: a table with JSON columns arrives as rows whose JSON values are parsed, loaded
+    as ``jsonl``, so they land as VARIANT objects and arrays (parquet would store the JSON *text*
+    as a VARIANT string, https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats).
+    A table without JSON columns stays on Arrow and parquet."""
+
+    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+        json_columns = [name for name, hint in self.columns.items() if hint.get("data_type") == "json"]
+        if not json_columns:
+            yield from super().load_rows(backend_kwargs)
+            return
+        # dlt adds these to every jsonl row; nullable, so they can join a table first loaded as parquet
+        # (Snowflake refuses a NOT NULL column added to a table that has rows)
+        lineage: dict[str, TColumnSchema] = {
+            name: {"name": name, "data_type": "text", "nullable": True} for name in DLT_ROW_COLUMNS
+        }
+        yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl", columns=lineage))
+        for batch in super().load_rows(backend_kwargs):
+            yield rows_with_json(batch, json_columns)
+
+
+def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``batch`` as rows, JSON text in ``json_columns`` parsed (Arrow lists are lists already).
+
+    JSON has no NaN or infinity, so a float column holding one fails here, naming it, instead of
+    landing as NULL."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if pa.types.is_floating(column.type) and pc.any(pc.invert(pc.is_finite(column))).as_py():
+            raise ReadError(
+                f"column {name}: NaN or infinity cannot travel as JSON (this table has JSON columns, so"
+                f" it loads as jsonl on Snowflake); load it as text with a column override in"
+                f' [sources.products] tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
+            )
+    rows = batch.to_pylist()
+    text = [
+        name
+        for name in json_columns
+        if name in batch.schema.names and pa.types.is_string(batch.schema.field(name).type)
+    ]
+    for row in rows:
+        for name in text:
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+    return rows

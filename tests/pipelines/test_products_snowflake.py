@@ -4,12 +4,24 @@ incremental merge, soft deletes, types as Snowflake sees them, and a fresh worke
 from __future__ import annotations
 
 import decimal
+import json
+from typing import Any
 
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
-from tests.fixtures.postgres import ProductsDb
+from sources.products import products_source
+from tests.fixtures.postgres import (
+    SNOWFLAKE_OVERRIDES,
+    TYPE_CASES,
+    EverythingDb,
+    ProductsDb,
+    mismatches,
+    null_check_sql,
+)
 from tests.fixtures.snowflake import Snowflake
+from utils.runner import run_pipeline
 
 pytestmark = pytest.mark.snowflake
 
@@ -44,3 +56,95 @@ def test_a_fresh_worker_reads_only_changes_after_restoring_from_snowflake(
     report = products.run()
     assert report.rows_by_table == {"products": 3}, "the cursor came back from Snowflake"
     assert snowflake.assert_unique("products", "products", "id") == 20
+
+
+def test_json_columns_land_as_variant_objects_queryable_by_path(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """Snowflake keeps parquet JSON text as a VARIANT string (the emulator does too, patch 5), so
+    ``attributes:colour`` would be NULL; JSON columns travel as jsonl and land as objects."""
+    products.run()
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 3") == "red"
+    assert snowflake.scalar(f"select attributes:size::int from {table} where id = 3") == 3
+    assert snowflake.scalar(f"select attributes:nested.ok::boolean from {table} where id = 3") is True
+    assert snowflake.scalar(f"select tags[0]::string from {table} where id = 3") == "tag3"
+    assert snowflake.scalar(f"select sizes[1]::int from {table} where id = 3") == 4
+    products_db.execute(
+        'update products set attributes = \'{"colour": "blue"}\', updated_at = now() where id = 3'
+    )
+    assert products.run().rows_by_table == {"products": 1}
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 3") == "blue"
+
+
+def snowflake_row(snowflake: Snowflake, row_id: int) -> dict[str, Any]:
+    columns = [case.column for case in TYPE_CASES]
+    table = snowflake.table("products", "everything")
+    values = snowflake.query(f"select {', '.join(columns)} from {table} where id = {row_id}")[0]
+    return dict(zip(columns, values, strict=True))
+
+
+def test_every_type_loads_readable_on_the_first_and_later_runs(
+    everything_db: EverythingDb, snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(
+        PipelineStepFailed, match="column c_real: NaN or infinity cannot travel as JSON"
+    ) as failed:
+        products.run()
+    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
+    tables = [{"name": "everything", "columns": SNOWFLAKE_OVERRIDES}]
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
+    assert products.run().rows_by_table == {"everything": 2}
+    table = snowflake.table("products", "everything")
+    types = snowflake.columns("products", "everything")
+    found = mismatches(
+        types, snowflake_row(snowflake, 1), snowflake.query(null_check_sql(table, 2))[0], "snowflake"
+    )
+    assert found == [], "\n".join(found)
+    assert snowflake.scalar(f"select c_jsonb:n.ok::boolean from {table} where id = 1") is True
+    assert snowflake.scalar(f"select c_inet_array[1]::string from {table} where id = 1") == "10.1.0.0/16"
+    everything_db.add_row(3)
+    everything_db.execute("alter table everything add column c_new_range tstzrange")
+    everything_db.execute(
+        "update everything set c_new_range = '[2026-03-01 00:00+00,)', updated_at = now() where id = 1"
+    )
+    report = products.run()
+    assert report.rows_by_table == {"everything": 2} and report.new_columns == {"everything": ["c_new_range"]}
+    types = snowflake.columns("products", "everything")
+    assert (
+        mismatches(
+            types, snowflake_row(snowflake, 3), snowflake.query(null_check_sql(table, 2))[0], "snowflake"
+        )
+        == []
+    )
+    assert types["C_NEW_RANGE"] == "TEXT"
+    assert snowflake.scalar(f"select c_new_range from {table} where id = 1") == '["2026-03-01 00:00:00+00",)'
+    assert snowflake.assert_unique("products", "everything", "id") == 3
+
+
+def test_a_table_loaded_before_as_parquet_switches_to_json_objects(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """RAW.PRODUCTS tables loaded before JSON travelled as jsonl keep loading: the columns dlt adds to
+    jsonl rows (``_dlt_id``, ``_dlt_load_id``) join the existing table as nullable columns."""
+    report = run_pipeline(products.create_pipeline(), lambda: products_source())  # the parquet route
+    assert report.rows_by_table == {"products": 20}
+    products_db.execute(
+        'update products set attributes = \'{"colour": "green"}\', updated_at = now() where id = 2'
+    )
+    assert products.run().rows_by_table == {"products": 1}
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 2") == "green"
+    assert snowflake.assert_unique("products", "products", "id") == 20
+
+
+def test_json_as_objects_can_be_switched_off_for_speed(
+    products_db: ProductsDb, snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``json_as_objects = false`` keeps parquet: JSON lands as a VARIANT string, as dlt documents."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "false")
+    products.run()
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 3") is None
+    assert "colour" in snowflake.scalar(f"select attributes::string from {table} where id = 3")  # the text
+    assert "_DLT_ID" not in snowflake.columns("products", "products")

@@ -11,10 +11,18 @@ fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
 4. ``COPY`` of newline-delimited JSON (``FILE_FORMAT = (TYPE = 'JSON')``) ``MATCH_BY_COLUMN_NAME`` into
    typed columns: fakesnow only loads JSON into a single VARIANT column. dlt writes its own
    ``_dlt_pipeline_state`` rows (and any resource hinted ``file_format="jsonl"``) as JSON lines.
+5. Not a parser gap but a behaviour gap, closed the other way: a text column copied into a VARIANT
+   column stays a VARIANT *string* on Snowflake (``COPY ... MATCH_BY_COLUMN_NAME`` does not parse it;
+   https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats), where
+   fakesnow's DuckDB cast parsed it into an object. The patch makes the emulator keep the string, so a
+   pipeline that loads JSON as parquet text fails its path queries here as it would on Snowflake.
+   Alongside, the JSON file format's ``BINARY_FORMAT = 'BASE64'`` (which dlt sets) is honoured: a
+   base64 string copied into a BINARY column is decoded, where fakesnow stored the base64 text.
 
-Each patch rewrites the parsed statement into the form fakesnow already supports and calls fakesnow's
-own code; nothing here changes how data is stored or copied. They touch fakesnow internals, so they are
-pinned to one fakesnow version and refuse to load on any other: re-check them when you bump fakesnow.
+Patches 1-4 rewrite the parsed statement into the form fakesnow already supports and call fakesnow's
+own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does.
+They touch fakesnow internals, so they are pinned to one fakesnow version and refuse to load on any
+other: re-check them when you bump fakesnow.
 The client side is untouched except for one capability (see :func:`single_statement_capabilities`).
 """
 
@@ -25,6 +33,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+import sqlglot
 from sqlglot import exp
 
 PINNED_FAKESNOW: Final = "0.12.1"
@@ -94,6 +103,70 @@ def _json_by_column_name() -> tuple[type, Callable[..., list[str]]]:
     return ReadJsonRecords, column_names
 
 
+def _variant_text_stays_text() -> tuple[Callable[..., list[str]], Callable[..., list[exp.Expr]]]:
+    """Patch 5: in a by-name COPY, a VARCHAR file column bound for a VARIANT (DuckDB ``JSON``) column
+    is wrapped in ``to_json``, so it lands as a JSON string as on Snowflake, not as the parsed value;
+    from JSON lines, a VARCHAR bound for a BINARY (``BLOB``) column is decoded from base64, and a
+    string bound for a text column is read as text (DuckDB's ``read_json`` would guess ``"-Infinity"``
+    is a date; Snowflake keeps the string).
+
+    Returns replacements for ``fakesnow.copy_into._get_table_columns`` (which also notes the target
+    table, as it runs first) and ``fakesnow.copy_into._inserts``.
+    """
+    import threading
+
+    import fakesnow.copy_into as copy_into
+
+    original_columns: Callable[..., list[str]] = copy_into._get_table_columns
+    original_inserts: Callable[..., list[exp.Expr]] = copy_into._inserts
+    target = threading.local()
+
+    def table_columns(table: Any, duck_conn: Any, database: Any, schema: Any) -> list[str]:
+        described = copy_into._describe_table(table, duck_conn, database, schema)
+        target.variants = {name.upper() for name, kind in described if kind == "JSON"}
+        target.binaries = {name.upper() for name, kind in described if kind == "BLOB"}
+        target.texts = {name.upper() for name, kind in described if kind == "VARCHAR"}
+        target.conn = duck_conn
+        return original_columns(table, duck_conn, database, schema)
+
+    def inserts(expr: Any, params: Any, urls: list[str], parquet_info: Any = None) -> list[exp.Expr]:
+        statements = original_inserts(expr, params, urls, parquet_info)
+        variants: set[str] = getattr(target, "variants", set())
+        binaries: set[str] = getattr(target, "binaries", set())
+        texts: set[str] = getattr(target, "texts", set())
+        conn = getattr(target, "conn", None)
+        target.variants, target.binaries, target.texts, target.conn = set(), set(), set(), None
+        if not (variants or binaries) or conn is None or not parquet_info or not parquet_info.target_columns:
+            return statements
+        for url, statement in zip(urls, statements, strict=True):
+            read = params.file_format.read_expression(url).sql(dialect="duckdb")
+            kinds = dict(row[:2] for row in conn.execute(f"DESCRIBE SELECT * FROM {read}").fetchall())
+            if JSON_FILE.search(url) and any(
+                name.upper() in texts and kind != "VARCHAR" for name, kind in kinds.items()
+            ):
+                kinds = {n: "VARCHAR" if n.upper() in texts else k for n, k in kinds.items()}
+                spec = ", ".join(f"'{n}': '{k}'" for n, k in kinds.items())
+                typed = sqlglot.parse_one(
+                    f"SELECT * FROM read_json('{url}', format='newline_delimited', columns={{{spec}}})",
+                    read="duckdb",
+                )
+                key = "from_" if "from_" in typed.args else "from"
+                statement.expression.args[key].set("this", typed.args[key].this)
+            for alias in statement.expression.expressions:
+                column = alias.this
+                if not (isinstance(alias, exp.Alias) and isinstance(column, exp.Column)):
+                    continue
+                if kinds.get(column.name) != "VARCHAR":
+                    continue
+                if alias.alias.upper() in variants:
+                    alias.set("this", exp.func("to_json", column.copy()))
+                elif alias.alias.upper() in binaries and JSON_FILE.search(url):
+                    alias.set("this", exp.func("from_base64", column.copy()))
+        return statements
+
+    return table_columns, inserts
+
+
 _applied = False
 
 
@@ -121,6 +194,9 @@ def apply() -> None:
     read_json_records, column_names = _json_by_column_name()
     setattr(fakesnow.copy_into, "ReadJSON", read_json_records)  # noqa: B010 - a class, replaced on purpose
     fakesnow.copy_into._get_parquet_column_names = column_names
+    table_columns, inserts = _variant_text_stays_text()
+    fakesnow.copy_into._get_table_columns = table_columns
+    fakesnow.copy_into._inserts = inserts
     _applied = True
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from dlt.sources.sql_database import sql_table
 
 from utils.adbc import AdbcTableLoader, ReadError, uuid_to_text
+from utils.pg_types import override_hint
 
 
 def _engine(uri: str) -> sa.Engine:
@@ -77,3 +78,31 @@ def test_uuid_fallback_formats_binary_uuids() -> None:
     value = uuid.uuid4()
     text = uuid_to_text(pa.array([value.bytes, None], type=pa.binary(16)))
     assert text.to_pylist() == [str(value), None]
+
+
+def test_a_type_left_in_wire_format_fails_naming_the_column(postgres: str) -> None:
+    """Without the products type map (plain ``sql_table``), ``inet`` would arrive as PostgreSQL's binary
+    format: the read refuses it instead of loading a blob."""
+    _execute(
+        postgres, "create table hosts (id int, address inet)", "insert into hosts values (1, '10.0.0.1')"
+    )
+    with pytest.raises(Exception, match="column address: PostgreSQL type inet arrived in binary wire format"):
+        _read(postgres, "hosts")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("text", {"data_type": "text", "precision": None, "scale": None}),
+        (" Double ", {"data_type": "double", "precision": None, "scale": None}),
+        ("decimal(20, 4)", {"data_type": "decimal", "precision": 20, "scale": 4}),
+    ],
+)
+def test_column_overrides_become_hints(value: str, hint: dict[str, object]) -> None:
+    assert override_hint("products", "price", value) == hint
+
+
+@pytest.mark.parametrize("value", ["float", "decimal(39,2)", "decimal(5,6)", "varchar"])
+def test_unknown_column_overrides_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match=r"products.columns.price"):
+        override_hint("products", "price", value)
