@@ -81,7 +81,9 @@ def test_the_waits_between_attempts_follow_the_production_backoff(
     for waited, delay in zip(clock.sleeps, [10, 30, 90], strict=True):
         assert 0.62 * delay - 2 <= waited <= 1.5 * delay, (clock.sleeps, delay)
     scheduled = [
-        (s.state_details.scheduled_time - s.timestamp).total_seconds() for s in states if s.name == "AwaitingRetry"
+        (s.state_details.scheduled_time - s.timestamp).total_seconds()
+        for s in states
+        if s.name == "AwaitingRetry"
     ]
     assert len(scheduled) == 3, "the API recorded each retry scheduled into the future"
     for ahead, delay in zip(scheduled, [10, 30, 90], strict=True):

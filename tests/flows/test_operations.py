@@ -41,7 +41,9 @@ def pipeline_tasks() -> list[Any]:
     for path in sorted((Path(__file__).resolve().parents[2] / "flows").glob("*.py")):
         if path.stem != "__init__":
             module = importlib.import_module(f"flows.{path.stem}")
-            found += [pytest.param(v, id=f"{path.stem}.{k}") for k, v in vars(module).items() if isinstance(v, Task)]
+            found += [
+                pytest.param(v, id=f"{path.stem}.{k}") for k, v in vars(module).items() if isinstance(v, Task)
+            ]
     return found
 
 
