@@ -99,7 +99,7 @@ OPTIONAL_DOCUMENTS = {
         ("aws_access_key_id", "aws_secret_access_key")
     )
 }
-"""Documented (commented out) in ``.dlt/secrets.toml.example``; stored in the vault too so they can be checked."""
+"""Documented (commented out) in ``.dlt/secrets.toml.example``; put in the vault too, to be checked."""
 
 
 def test_every_pipeline_has_pinned_vault_keys() -> None:
