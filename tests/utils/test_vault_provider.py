@@ -94,7 +94,7 @@ EXPECTED_FROM_VAULT: dict[str, set[str]] = {
     "products": SNOWFLAKE_KEYS | {"sources.products.credentials"},
 }
 """Pinned by the test, not taken from the code under test: the keys each pipeline reads from the vault."""
-OPTIONAL_DOCUMENTS = {
+OPTIONAL_DOCUMENTS: dict[tuple[str, ...], dict[str, Any]] = {
     ("destination", "filesystem", "credentials"): dict.fromkeys(
         ("aws_access_key_id", "aws_secret_access_key")
     )
