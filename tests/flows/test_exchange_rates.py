@@ -12,7 +12,6 @@ import flows.exchange_rates as flow_module
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
-from utils.orchestration import RETRIES, RETRY_DELAYS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -26,11 +25,6 @@ def two_quotes(monkeypatch: pytest.MonkeyPatch) -> None:
 def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("load_latest_rates", "backfill_rates"):
         without_retry_delay(monkeypatch, flow_module, name)
-
-
-def test_tasks_use_the_shared_retry_policy() -> None:
-    for task in (flow_module.load_latest_rates, flow_module.backfill_rates):
-        assert task.retries == RETRIES and task.retry_delay_seconds == RETRY_DELAYS
 
 
 def test_backfill_then_daily_flow(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:

@@ -30,6 +30,32 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 ACTIVE = sum(1 for c in CURRENCIES if c.end is None)
 
 
+def pipeline_tasks() -> list[Any]:
+    """Every Prefect task defined in ``flows/*.py``: each loads or checks a pipeline."""
+    import importlib
+    from pathlib import Path
+
+    from prefect import Task
+
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "flows").glob("*.py")):
+        if path.stem != "__init__":
+            module = importlib.import_module(f"flows.{path.stem}")
+            found += [
+                pytest.param(v, id=f"{path.stem}.{k}") for k, v in vars(module).items() if isinstance(v, Task)
+            ]
+    return found
+
+
+@pytest.mark.parametrize("task", pipeline_tasks())
+def test_every_task_retries_three_times_after_10_30_and_90_seconds_with_jitter(task: Any) -> None:
+    """The policy pinned by value, not compared with the constants it is built from."""
+    assert task.retries == 3
+    assert task.retry_delay_seconds == [10, 30, 90]
+    assert task.retry_jitter_factor == 0.5  # each delay d waits between 0.63 d and 1.5 d (Prefect's clamp)
+    assert task.retry_condition_fn is orchestration.retry_unless_busy
+
+
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     without_retry_delay(monkeypatch, currencies_flow_module, "load_currencies")

@@ -9,18 +9,10 @@ from prefect.states import State
 
 import flows.products as flow_module
 from tests.fixtures.postgres import ProductsDb
-from tests.fixtures.prefect import artifacts, without_retry_delay
+from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
-from utils.orchestration import RETRIES, RETRY_DELAYS, RETRY_JITTER
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def test_task_retry_policy_is_exponential_with_jitter() -> None:
-    task = flow_module.load_products
-    assert task.retries == RETRIES >= 3
-    assert task.retry_delay_seconds == RETRY_DELAYS
-    assert task.retry_jitter_factor == RETRY_JITTER > 0
 
 
 def test_daily_flow_merges_changes_and_full_refresh_reloads(
@@ -51,5 +43,10 @@ def test_unreachable_database_fails_the_flow_after_retries(
     )
     state: State[Any] = flow_module.products_daily_flow(return_state=True)
     assert state.is_failed()
-    assert "shop_db" in str(state.message) or "shop_db" in repr(state.data)
+    [(task_run, states)] = task_runs(state.state_details.flow_run_id)
+    assert task_run.run_count == 4, "the first attempt and three retries"
+    assert [s.name for s in states].count("Retrying") == 3 and states[-1].is_failed()
+    message = str(state.message)
+    assert "could not connect to PostgreSQL" in message and '"shop_db" on 127.0.0.1:1' in message, message
+    assert "secret-x" not in message
     assert warehouse.tables("products") == set()

@@ -21,6 +21,7 @@ def test_first_load_lands_typed_upper_case_tables(frankfurter: FakeFrankfurter, 
     report = currencies.run()
     assert report.status == "succeeded" and report.destination == "snowflake"
     assert report.rows_by_table == {"currencies": ACTIVE}
+    assert snowflake.assert_unique("currencies", "currencies", "iso_code") == ACTIVE  # counted in Snowflake
     tables = snowflake.tables("currencies")
     assert {"CURRENCIES", "_DLT_LOADS", "_DLT_PIPELINE_STATE", "_DLT_VERSION"} <= tables
     table = snowflake.table("currencies", "currencies")

@@ -7,6 +7,7 @@ import decimal
 import json
 import logging
 
+import pyarrow.parquet as pq
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -266,4 +267,9 @@ def test_parquet_files_are_rotated_for_parallel_copy(
         for job in package.jobs["completed_jobs"]
         if job.job_file_info.table_name == "products" and job.job_file_info.file_format == "parquet"
     ]
-    assert len(files) >= 2  # 20 rows in batches of 5, a new file after every 10 rows
+    # 20 rows in batches of 5, a new file after every 10 rows: each file a slice, together every row once
+    ids = [pq.read_table(job.file_path, columns=["id"]).column("id").to_pylist() for job in files]
+    assert len(files) >= 2 and all(0 < len(chunk) <= 10 for chunk in ids), [len(c) for c in ids]
+    every = [i for chunk in ids for i in chunk]
+    assert sorted(every) == list(range(1, 21)), "the files split the rows without losing or repeating one"
+    assert warehouse.scalar("select count(distinct id) from products.products") == 20

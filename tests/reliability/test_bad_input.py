@@ -46,6 +46,8 @@ class Case:
     inject: Callable[[Any], None]
     error: tuple[str, ...] = ()
     check: Callable[[Warehouse, Any], None] | None = None
+    attempts: int | None = None
+    """How many requests the run under test sends to the broken endpoint (retries included), if pinned."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,18 @@ def body(status: int, text: str, headers: dict[str, str]) -> Callable[[Any], Non
     return lambda fake: fake.fail(status, body=text, headers=headers, path=fake.bad_input_path)
 
 
+MAX_ATTEMPTS = 4
+"""``[runtime] request_max_attempts`` for the run under test (production: 5, the suite's default: 3), so a
+pinned request count shows the setting is what bounds the retries."""
+
+
 def storms(client_error: int, client_error_text: str) -> list[Case]:
-    """Outages every source must survive the same way: bounded retries, then a clear error."""
+    """Outages every source must survive the same way: bounded retries, then a clear error.
+
+    The errors must carry the provider's own message (the look-alike answers ``injected HTTP <status>``),
+    not only the advice ``utils/http.py`` appends to any 5xx or 429; the request count proves the retries
+    happened (``MAX_ATTEMPTS`` for a 5xx or 429, one for a client error that no retry can fix).
+    """
     return [
         Case(
             "html-not-json",
@@ -78,16 +90,19 @@ def storms(client_error: int, client_error_text: str) -> list[Case]:
             f"{client_error}",
             lambda f: f.fail(client_error, times=100, path=f.bad_input_path),
             error=(f"HTTP {client_error}", client_error_text),
+            attempts=1,
         ),
         Case(
             "5xx-storm",
             lambda f: f.fail(503, times=100, path=f.bad_input_path),
-            error=("HTTP 503", "retries with backoff were exhausted"),
+            error=("HTTP 503 Service Unavailable - injected HTTP 503", "retries with backoff were exhausted"),
+            attempts=MAX_ATTEMPTS,
         ),
         Case(
             "429-storm",
             lambda f: f.fail(429, times=100, path=f.bad_input_path, headers={"Retry-After": "0"}),
-            error=("HTTP 429", "rate limited"),
+            error=("HTTP 429 Too Many Requests - injected HTTP 429", "rate limited"),
+            attempts=MAX_ATTEMPTS,
         ),
         Case(
             "connection-drops",
@@ -324,6 +339,8 @@ HUBSPOT = Target(
 
 TARGETS = [CURRENCIES, EXCHANGE_RATES, HUBSPOT]
 STATE_CHECKS: dict[str, Scenario] = {"exchange_rates": EXCHANGE_RATES_SCENARIO, "hubspot": HUBSPOT_SCENARIO}
+PINNED_ATTEMPTS = {"currencies", "exchange_rates"}
+"""Targets whose request counts per storm are pinned here (HubSpot's are pinned in its own tests)."""
 
 
 @pytest.mark.parametrize(
@@ -348,12 +365,17 @@ def test_bad_input(
     before, loads = snapshot(warehouse, target.name), completed_loads(warehouse, target.name)
     state = stored_state(target.name)
     case.inject(fake)
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", str(MAX_ATTEMPTS))
+    sent_before = len(fake.requests_to(target.path))
 
     if case.error:
         with pytest.raises(PipelineStepFailed) as exc:
             pipeline.run()
         error = exc.value.run_report.error  # type: ignore[attr-defined]
         assert exc.value.step == "extract" and all(e in error for e in case.error), error
+        if case.attempts is not None and target.name in PINNED_ATTEMPTS:
+            sent = len(fake.requests_to(target.path)) - sent_before
+            assert sent == case.attempts, f"{sent} requests to {target.path}, expected {case.attempts}"
         assert snapshot(warehouse, target.name) == before, "nothing half-loaded"
         assert completed_loads(warehouse, target.name) == loads and stored_state(target.name) == state
         assert pipeline.create_pipeline().has_pending_data is False

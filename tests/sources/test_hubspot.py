@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import time
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -389,7 +390,8 @@ def test_property_selection_keeps_the_cursor_property() -> None:
 
 
 def test_values_are_typed_from_the_property_type_and_never_dropped() -> None:
-    assert typed("12.50", "number") == typed("12.5", "number")
+    assert typed("12.50", "number") == Decimal("12.5") and isinstance(typed("12.50", "number"), Decimal)
+    assert typed("0.1", "number") == Decimal("0.1")  # exact: a float 0.1 is not equal to it
     assert typed("true", "bool") is True and typed("", "bool") is None
     assert typed("not a number", "number") == "not a number"
     assert typed("2026-05-17", "date") == dt.date(2026, 5, 17)

@@ -77,8 +77,15 @@ def test_held_open_defers_duckdb_checkpoints_to_the_end(
 
 
 def test_held_open_does_nothing_for_other_destinations(tmp_path: Path) -> None:
-    with destinations.held_open(dlt.destinations.filesystem(bucket_url=str(tmp_path))):
-        pass
-    with destinations.held_open(None):
-        pass
-    assert list(tmp_path.iterdir()) == []
+    database = tmp_path / "held.duckdb"
+    with destinations.held_open(dlt.destinations.duckdb(credentials=str(database))):
+        assert database.exists(), "the control: a DuckDB destination's file is opened while held"
+    database.unlink()
+    # the same path in destinations that are not DuckDB (MotherDuck speaks DuckDB, but remotely)
+    for other in (
+        dlt.destinations.motherduck(credentials=str(database)),
+        dlt.destinations.filesystem(bucket_url=str(tmp_path)),
+        None,
+    ):
+        with destinations.held_open(other):
+            assert list(tmp_path.iterdir()) == [], f"{other} opened a local database"

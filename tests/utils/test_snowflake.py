@@ -6,6 +6,8 @@ through the production destination settings (``utils.destinations``) and the run
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,12 +15,23 @@ import dlt
 import pytest
 
 from tests.fixtures.snowflake import Snowflake
+from tests.snowflake_emulator.recorder import Statement, recorded_statements
 from utils.destinations import get_destination
 from utils.runner import run_pipeline
 
 pytestmark = pytest.mark.snowflake
 
 DATASET = "sf_proof"
+
+
+@contextlib.contextmanager
+def recording(snowflake: Snowflake) -> Iterator[list[Statement]]:
+    """The statements the emulator receives in the block (none recorded against a real account)."""
+    if snowflake.mode != "emulator":
+        yield []
+        return
+    with recorded_statements() as statements:
+        yield statements
 
 
 def pipeline() -> dlt.Pipeline:
@@ -98,14 +111,60 @@ def test_large_loads_reach_snowflake_as_several_parquet_files(
         yield [{"id": n, "kind": "click" if n % 3 else "view"} for n in range(1000)]
 
     p = pipeline()
-    report = run_pipeline(p, lambda: events())
+    with recording(snowflake) as statements:
+        report = run_pipeline(p, lambda: events())
     jobs = p.get_load_package_info(report.load_ids[0]).jobs["completed_jobs"]
     files = [job.job_file_info.file_name() for job in jobs if job.job_file_info.table_name == "events"]
     assert len(files) == 4 and all(f.endswith(".parquet") for f in files)
     assert snowflake.assert_unique(DATASET, "events", "id") == 1000
-    if snowflake.mode == "emulator":  # REMOVE is a no-op there, so the stage still shows what COPY read
-        staged = snowflake.query(f'list @"{snowflake.dataset(DATASET)}"."%EVENTS"')
-        assert len(staged) == 4 and all(row[0].endswith(".parquet") for row in staged)
+    stage = f'@"{snowflake.dataset(DATASET)}"."%EVENTS"'
+    if snowflake.mode == "real":  # keep_staged_files = false: the table stage is empty again
+        assert snowflake.query(f"list {stage}") == []
+        return
+    # The emulator answers REMOVE without running it (its stage keeps the files), so check what dlt sent:
+    # one REMOVE per staged file, after the COPY that read it.
+    sql = [s.sql for s in statements]
+    for name in files:
+        copied = [n for n, text in enumerate(sql) if text.startswith("COPY INTO") and name in text]
+        removed = [n for n, text in enumerate(sql) if text.startswith("REMOVE") and name in text]
+        assert len(copied) == 1 and len(removed) == 1, (name, copied, removed)
+        assert removed[0] > copied[0] and sql[removed[0]].startswith(f"REMOVE '{stage}/")
+        assert statements[removed[0]].answered_without_running
+
+
+def test_an_operator_can_keep_staged_files(snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The REMOVE check above can fail: with keep_staged_files = true dlt sends none."""
+    if snowflake.mode == "real":
+        pytest.skip("checks the statements the emulator receives")
+    monkeypatch.setenv("DESTINATION__SNOWFLAKE__KEEP_STAGED_FILES", "true")
+    with recording(snowflake) as statements:
+        run_pipeline(pipeline(), lambda: dlt.resource([{"id": 1}], name="kept"))
+    assert any(s.sql.startswith("COPY INTO") for s in statements)
+    assert not [s.sql for s in statements if s.sql.startswith("REMOVE")]
+
+
+def test_every_load_session_is_tagged_with_pipeline_table_and_load_id(snowflake: Snowflake) -> None:
+    """``query_tag`` (utils/destinations.py) as dlt sends it: ``ALTER SESSION SET QUERY_TAG`` per job.
+
+    The emulator answers it without running it; a real account shows the tags in QUERY_HISTORY.
+    """
+    if snowflake.mode == "real":
+        pytest.skip("checks the statements the emulator receives")
+    with recording(snowflake) as statements:
+        report = run_pipeline(pipeline(), lambda: deals([deal(1, 1.0, "open", ["a"])], "delete-insert"))
+    prefix = "ALTER SESSION SET QUERY_TAG = '"
+    tags = [json.loads(s.sql[len(prefix) : -1]) for s in statements if s.sql.startswith(prefix)]
+    assert all(s.answered_without_running for s in statements if s.sql.startswith(prefix))
+    by_table = {t["table"]: t for t in tags if t["table"]}
+    assert {"deals", "deals__lines"} <= set(by_table), tags
+    assert by_table["deals"] == {
+        "app": "data-pipelines",
+        "pipeline": DATASET,
+        "source": DATASET,
+        "resource": "deals",
+        "table": "deals",
+        "load_id": report.load_ids[0],
+    }
 
 
 def test_replace_goes_through_the_staging_schema(snowflake: Snowflake) -> None:
