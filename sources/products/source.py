@@ -15,7 +15,7 @@ from urllib.parse import quote, quote_plus
 import dlt
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TSchemaContractDict
+from dlt.common.schema.typing import TSchemaContractDict, TWriteDispositionDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -39,6 +39,17 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 """A new source column flows through (schema evolution); a column whose type changes in PostgreSQL
 (say ``price`` from numeric to text) fails the run with nothing loaded, instead of quietly becoming a
 variant column that downstream models would not read."""
+
+
+MERGE: Final[TWriteDispositionDict] = {
+    "disposition": "merge",
+    "strategy": "delete-insert",
+    "deduplicated": True,
+}
+"""dlt's default merge, told that a load holds each key once: one query reads one snapshot of the
+table, so a primary key (or a unique key) arrives once. dlt then skips its ``ROW_NUMBER()`` pass over
+the staged rows, which sorts every column of a full load (on DuckDB, within its memory limit, the
+bulk of a first load's time). Keys that are not unique in PostgreSQL land as they are there."""
 
 
 class ProductsDatabaseError(RuntimeError):
@@ -196,7 +207,7 @@ def _table_resource(
         defer_table_reflect=True,
         engine_adapter_callback=_clear_connection_errors,
         table_loader_class=RedactingAdbcLoader if backend == "adbc" else None,
-        write_disposition=write_disposition,  # type: ignore[arg-type]
+        write_disposition=MERGE if write_disposition == "merge" else write_disposition,  # type: ignore[arg-type]
         query_adapter_callback=_live_rows_only(spec.soft_delete_column)
         if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
         else None,
@@ -204,7 +215,10 @@ def _table_resource(
     )
     resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
     if spec.soft_delete_column and soft_delete == "remove":
-        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
+        # only merge applies hard_delete; a replace leaves soft-deleted rows out at the source, and
+        # sets the hint False so the one kept in the schema from earlier merges does not warn
+        merging = write_disposition == "merge"
+        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": merging}})
     return resource
 
 
