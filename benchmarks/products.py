@@ -16,8 +16,9 @@ times each, in fresh processes and in one sitting:
   merge into an empty table), incremental after ``--change`` of the rows changed, then
   ``--full-refresh``.
 
-Reported per run: median and best wall time, the ratio of the medians to the scanner's, and the peak
-memory of the whole process tree (the RSS of ``uv`` and every process under it, summed, sampled
+Reported per run: median and best wall time, the ratio of the medians to the scanner's, the median CPU
+time of the process tree (user + system, from the children's rusage), and the peak memory of the
+whole process tree (the RSS of ``uv`` and every process under it, summed, sampled
 every 10 ms). The pipeline's lines also count the WARNING lines its log printed. Machines are shared:
 compare ratios from one run, never figures from different runs.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -176,6 +178,7 @@ def execute(uri: str, sql: str) -> None:
 @dataclass
 class Run:
     wall: float
+    cpu: float
     peak_mb: float
     warnings: int
     stdout: str
@@ -200,6 +203,7 @@ def measure(command: list[str], env: dict[str, str], cwd: Path = REPO) -> Run:
     """Run ``command``: wall time, peak RSS of its whole process tree, WARNING lines it printed."""
     import psutil
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     popen = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -218,12 +222,14 @@ def measure(command: list[str], env: dict[str, str], cwd: Path = REPO) -> Run:
     sampler.start()
     out, err = popen.communicate()
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     done.set()
     sampler.join()
     if popen.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:6])} ... failed ({popen.returncode}):\n{err[-3000:]}")
     warnings = sum("WARNING" in line for line in err.splitlines())
-    return Run(wall=wall, peak_mb=peak / 2**20, warnings=warnings, stdout=out)
+    return Run(wall=wall, cpu=cpu, peak_mb=peak / 2**20, warnings=warnings, stdout=out)
 
 
 @dataclass
@@ -241,9 +247,10 @@ class Line:
         ratio = f"{self.median / scanner:>6.2f}x" if scanner else f"{'-':>7}"
         peak = max(r.peak_mb for r in self.runs)
         warnings = max(r.warnings for r in self.runs)
+        cpu = statistics.median(r.cpu for r in self.runs)
         return (
             f"{self.name:<40} {self.rows:>11,} {statistics.median(walls):>8.2f} {walls[0]:>7.2f} {ratio} "
-            f"{peak:>8.0f} {warnings:>5}"
+            f"{cpu:>7.2f} {peak:>8.0f} {warnings:>5}"
         )
 
 
@@ -289,10 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         print(
-            f"{'run':<40} {'rows':>11} {'median s':>8} {'best s':>7} {'ratio':>7} {'peak MB':>8} "
-            f"{'warn':>5}\n"
-            "(ratio: median / the scanner's median; peak MB: the whole process tree's RSS, the most of any"
-            " run; warn: WARNING lines the run printed)",
+            f"{'run':<40} {'rows':>11} {'median s':>8} {'best s':>7} {'ratio':>7} {'cpu s':>7} "
+            f"{'peak MB':>8} {'warn':>5}\n"
+            "(ratio: median / the scanner's median; cpu: median CPU time of the process tree, steadier than"
+            " wall time on a busy machine;\n peak MB: the whole process tree's RSS, the most of any run;"
+            " warn: WARNING lines the run printed)",
             flush=True,
         )
         env = {
@@ -362,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             print(first.render(scanner_median))
             print(full.render(scanner_median))
             print(incremental.render(scanner_median))
-            print(f"{'incremental / full refresh (medians)':<40} {incremental.median / full.median:>36.2f}x")
+            print(f"{'incremental / full refresh (medians)':<40} {incremental.median / full.median:>35.2f}x")
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)
