@@ -15,7 +15,7 @@ from urllib.parse import quote, quote_plus
 import dlt
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TSchemaContractDict, TWriteDispositionDict
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -41,7 +41,7 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 variant column that downstream models would not read."""
 
 
-MERGE: Final[TWriteDispositionDict] = {
+MERGE: Final[TDeleteInsertStrategyDict] = {
     "disposition": "merge",
     "strategy": "delete-insert",
     "deduplicated": True,
