@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import itertools
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -100,7 +101,7 @@ def _longest_gap(schedule: Schedule, weeks: int = 5) -> dt.timedelta:
     runs = croniter(schedule.cron, start)
     times = [runs.get_next(dt.datetime) for _ in range(weeks * 7 * 24 + 1)]
     times = [t for t in times if t <= start + dt.timedelta(weeks=weeks)] or times[:2]
-    return max(b - a for a, b in zip(times, times[1:], strict=False))
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 @cache
