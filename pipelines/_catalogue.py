@@ -1,77 +1,152 @@
-"""Every pipeline and what an operator needs to know about it: owner, schedule, dataset, freshness bound.
+"""Every pipeline's declaration: owner, kind, schedules, freshness, upstream and the tables it writes.
 
-``FRESHNESS_BOUNDS`` is the list of pipelines: how old each one's newest successful load may be before
-someone should look. A bound is the schedule's interval plus room for a late run and its retries.
-The rest is read from where it is already declared, never written twice: the owner from the source
-package's docstring (``Owner: ...``), the schedules from ``prefect.yaml`` (deployments tagged with the
-pipeline's name), the destination and dataset from the pipeline's ``create_pipeline()``.
-``flows/freshness.py`` and ``python -m pipelines status`` read this module; modules here whose name
-starts with ``_`` are not pipelines.
+One YAML file per pipeline in ``pipelines/declarations/`` is the only place a pipeline is named for
+orchestration and governance. Everything else derives from it: the deployments in ``prefect.yaml``
+(``python -m tools.deployments``), the freshness check, ``python -m pipelines status``, the vault
+``check``, the reliability scenarios' list, the lineage assets and ``docs/lineage.md``. YAML rather
+than Python: it is data that generators and people read, the scaffolder renders it from a template,
+and it keeps orchestration out of the pipeline modules; the model below types and checks it.
+Resource facts (write disposition, keys) stay where dlt declares them, on the resources.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-import re
+import itertools
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import yaml
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
-    # weekly on Mondays: a missed Monday is noticed by Tuesday
-    "currencies": dt.timedelta(days=8),
-    # working days at 16:30 Berlin: Friday's rates must survive a weekend and a Monday holiday
-    "exchange_rates": dt.timedelta(days=4, hours=2),
-    # daily at 05:30 London: one missed run plus retries
-    "hubspot": dt.timedelta(hours=30),
-    "products": dt.timedelta(hours=30),
-}
+DECLARATIONS: Final = Path(__file__).resolve().parent / "declarations"
+RETRY_ROOM: Final = dt.timedelta(hours=6)
+"""Added to a schedule's longest gap when a declaration sets no ``freshness``: a late run and its
+retries (10, 30 and 90 s apart, plus the load itself) fit comfortably."""
 
-PREFECT_YAML: Final = Path(__file__).resolve().parent.parent / "prefect.yaml"
-OWNER_LINE: Final = re.compile(r"^Owner:\s*(?P<owner>.+?)\s*$", re.MULTILINE)
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str
+    timezone: str
+
+    @field_validator("cron")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value
+
+
+class Deployment(BaseModel):
+    """One Prefect deployment of the pipeline's flow module (``flows/<pipeline>.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    flow: str
+    """The flow function's name in ``flows/<pipeline>.py``."""
+    description: str
+    cadence: Literal["hourly", "daily", "weekly", "monthly", "manual"]
+    schedule: Schedule | None = None
+    """``None``: run by hand only."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Declaration(BaseModel):
+    """What orchestration and governance need to know about one pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    owner: str
+    description: str
+    kind: Literal["api", "database", "saas"]
+    tags: list[str] = Field(default_factory=list)
+    upstream: list[str]
+    """What it reads, as URIs: an API's base URL and endpoint, ``postgres://{host}/{database}/<schema>/
+    <table>`` (``{host}`` and ``{database}`` are filled from the source's credentials at run time)."""
+    destination: Literal["snowflake", "filesystem", "duckdb"]
+    """The production destination (``DLT__DESTINATION`` overrides it for every pipeline at once)."""
+    dataset: str
+    tables: list[str]
+    """The root tables it writes (dlt adds child tables for nested data)."""
+    freshness: dt.timedelta | None = None
+    """How old the newest successful load may be; derived from the schedules when not set."""
+    deployments: list[Deployment]
+
+    @property
+    def freshness_bound(self) -> dt.timedelta:
+        """``freshness``, or the longest gap between two scheduled runs plus :data:`RETRY_ROOM`."""
+        if self.freshness is not None:
+            return self.freshness
+        gaps = [_longest_gap(d.schedule) for d in self.deployments if d.schedule is not None]
+        if not gaps:
+            raise ValueError(f"{self.name}: no scheduled deployment, so declare `freshness`")
+        return min(gaps) + RETRY_ROOM
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        return [d.schedule for d in self.deployments if d.schedule is not None]
+
+
+def _longest_gap(schedule: Schedule, weeks: int = 5) -> dt.timedelta:
+    """The longest time between two runs of ``schedule`` over the next few weeks (cron in UTC terms)."""
+    start = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)  # a Monday: the result does not depend on today
+    runs = croniter(schedule.cron, start)
+    times = [runs.get_next(dt.datetime) for _ in range(weeks * 7 * 24 + 1)]
+    times = [t for t in times if t <= start + dt.timedelta(weeks=weeks)] or times[:2]
+    return max(b - a for a, b in itertools.pairwise(times))
+
+
+@cache
+def declarations() -> dict[str, Declaration]:
+    """Every declaration by pipeline name, read from ``pipelines/declarations/<name>.yaml``."""
+    found: dict[str, Declaration] = {}
+    for path in sorted(DECLARATIONS.glob("*.yaml")):
+        declaration = Declaration.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        if declaration.name != path.stem:
+            raise ValueError(
+                f"{path}: declares {declaration.name!r}; the file must be {declaration.name}.yaml"
+            )
+        found[declaration.name] = declaration
+    return found
+
+
+def declaration(name: str) -> Declaration:
+    """The declaration of pipeline ``name``, or a :class:`KeyError` listing the known ones."""
+    try:
+        return declarations()[name]
+    except KeyError:
+        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(pipelines())}") from None
 
 
 def pipelines() -> list[str]:
     """Every pipeline's name, sorted."""
-    return sorted(FRESHNESS_BOUNDS)
+    return sorted(declarations())
+
+
+FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
+    d.name: d.freshness_bound for d in declarations().values()
+}
+"""How old each pipeline's newest successful load may be (the freshness check and ``status`` read it)."""
 
 
 def pipeline_module(name: str) -> ModuleType:
     """``pipelines.<name>``: its ``create_pipeline()`` and ``run()``."""
-    if name not in FRESHNESS_BOUNDS:
-        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(pipelines())}")
+    declaration(name)
     return importlib.import_module(f"pipelines.{name}")
 
 
 def owner(name: str) -> str:
-    """The ``Owner:`` line of ``sources/<name>/__init__.py``'s docstring, or ``-``."""
-    try:
-        doc = importlib.import_module(f"sources.{name}").__doc__ or ""
-    except ImportError:
-        return "-"
-    match = OWNER_LINE.search(doc)
-    return match["owner"].rstrip(".") if match else "-"
-
-
-@cache
-def _deployments() -> list[dict[str, Any]]:
-    if not PREFECT_YAML.exists():
-        return []
-    loaded = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8")) or {}
-    return list(loaded.get("deployments") or [])
+    return declaration(name).owner
 
 
 def schedules(name: str) -> list[str]:
-    """``<cron> <time zone>`` of each active schedule of the deployments tagged ``name``."""
-    found = []
-    for deployment in _deployments():
-        if name not in (deployment.get("tags") or []):
-            continue
-        for schedule in deployment.get("schedules") or []:
-            if schedule.get("active", True) and schedule.get("cron"):
-                found.append(f"{schedule['cron']} {schedule.get('timezone', 'UTC')}")
-    return found
+    """``<cron> <time zone>`` of each scheduled deployment of ``name``."""
+    return [f"{s.cron} {s.timezone}" for s in declaration(name).schedules]
