@@ -277,7 +277,8 @@ def test_a_name_in_use_anywhere_is_refused_and_nothing_is_overwritten(
 
 def test_the_command_line_creates_and_walks_the_six_steps(tmp_path: Path) -> None:
     root = copy_repository(tmp_path / "repo")
-    command = [PYTHON, "-m", "tools.scaffold", "web_orders", "--kind", "sql", "--write-disposition", "replace"]
+    options = ["web_orders", "--kind", "sql", "--write-disposition", "replace"]
+    command = [PYTHON, "-m", "tools.scaffold", *options]
     done = run(command, root)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
