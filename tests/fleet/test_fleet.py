@@ -55,7 +55,13 @@ pytestmark = [pytest.mark.fleet, pytest.mark.slow, pytest.mark.timeout(900)]
 
 POOL = "fleet"
 QUOTES = '["GBP", "USD"]'
-BACKFILLS = [("2026-10-01", "2026-10-20"), ("2026-10-12", "2026-11-06")]
+BACKFILL = {"start_date": "2026-10-01", "end_date": "2026-11-06"}
+KILLED_BACKFILL = {"start_date": "2026-09-01", "end_date": "2026-09-30"}  # new dates, so a package to load
+VICTIMS: list[tuple[str, dict[str, str]]] = [
+    ("currencies-weekly", {}),  # replace
+    ("exchange-rates-backfill", KILLED_BACKFILL),  # append
+    ("products-daily", {}),  # merge
+]
 ALERT_BLOCK = "fleet-alerts"
 RUN_TIMEOUT = 240.0
 
@@ -201,7 +207,7 @@ class Fleet:
 
 # checks of the shared destination ----------------------------------------------------------------------
 def expected_rates() -> set[tuple[dt.date, str]]:
-    first = dt.date.fromisoformat(BACKFILLS[0][0])
+    first = dt.date.fromisoformat(KILLED_BACKFILL["start_date"])
     days = (first + dt.timedelta(n) for n in range((FAKE_TODAY - first).days + 1))
     return {(d, q) for d in days if is_working_day(d) for q in ("GBP", "USD")}
 
@@ -317,9 +323,7 @@ def test_a_fleet_of_workers_loses_nothing_and_duplicates_nothing(
     mark = time.perf_counter()
 
     # (a) pairs of runs of one pipeline, started together on both workers --------------------------------
-    fleet.assert_completed(
-        *(fleet.run("exchange-rates-backfill", start_date=s, end_date=e) for s, e in BACKFILLS)
-    )
+    fleet.assert_completed(fleet.run("exchange-rates-backfill", **BACKFILL))
     fleet.assert_completed(fleet.run("exchange-rates-daily"))
     fleet.assert_completed(fleet.run("currencies-weekly"), fleet.run("currencies-weekly"))
     fleet.assert_completed(fleet.run("products-daily"), fleet.run("products-full-refresh"))
@@ -350,9 +354,9 @@ def test_a_fleet_of_workers_loses_nothing_and_duplicates_nothing(
     webhook_server.reset()
     victims = []
     # one at a time: a paused load holds the DuckDB file, which a second process could not open
-    for deployment in ("currencies-weekly", "exchange-rates-daily", "products-daily"):
+    for deployment, parameters in VICTIMS:
         fleet.pause_next()
-        victims.append(fleet.run(deployment, queue="w0"))
+        victims.append(fleet.run(deployment, queue="w0", **parameters))
         [(pid, _)] = fleet.wait_paused(1).items()
         os.kill(pid, signal.SIGKILL)
         fleet.release(pid)
@@ -371,8 +375,8 @@ def test_a_fleet_of_workers_loses_nothing_and_duplicates_nothing(
     # the next runs, on the other worker; then later runs on the killed worker, whose pipeline folders
     # still hold the killed runs' packages
     for queue in ("w1", "w0"):
-        for deployment in ("currencies-weekly", "exchange-rates-daily", "products-daily"):
-            fleet.assert_completed(fleet.run(deployment, queue=queue))
+        for deployment, parameters in VICTIMS:
+            fleet.assert_completed(fleet.run(deployment, queue=queue, **parameters))
         check_destination(warehouse, products_source)
     figures = check_destination(warehouse, products_source)
     timings["(b) kill and recovery"] = time.perf_counter() - mark
