@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import dlt
 from dlt.common.destination.client import WithStateSync
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.pipeline import LoadInfo, NormalizeInfo
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -261,10 +262,13 @@ def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
     if not pipeline.has_pending_data or pipeline.dev_mode or not pipeline.default_schema_name:
         return []
     pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-    with pipeline.destination_client() as client:
-        if not isinstance(client, WithStateSync):
-            return []
-        stored = client.get_stored_state(pipeline.pipeline_name)
+    try:
+        with pipeline.destination_client() as client:
+            if not isinstance(client, WithStateSync):
+                return []
+            stored = client.get_stored_state(pipeline.pipeline_name)
+    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset does not exist
+        return []
     if stored is None or stored._dlt_load_id is None:
         return []
     if float(stored._dlt_load_id) <= max(float(load_id) for load_id in pending):
