@@ -15,6 +15,7 @@ _DIR = os.environ.get("FLEET_PAUSE_DIR")
 def _install(directory: str) -> None:
     import time
     from pathlib import Path
+    from typing import Any
 
     from dlt.common.destination.client import RunnableLoadJob
     from dlt.common.storages.load_package import ParsedLoadJobFileName
@@ -22,7 +23,7 @@ def _install(directory: str) -> None:
     original = RunnableLoadJob.run_managed
     root = Path(directory)
 
-    def paused(self, job_client, done_event, /):  # type: ignore[no-untyped-def]
+    def paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
         table = ParsedLoadJobFileName.parse(self._file_path).table_name
         if not table.startswith("_dlt"):
             pid = os.getpid()

@@ -33,7 +33,7 @@ PREFIX = f"/{BUCKET}/exchange-rates/"
 QUOTES = ("USD", "GBP", "JPY")
 LASTING = 10_000
 """More cuts than botocore's, s3fs's and dlt's retries together (AWS_MAX_ATTEMPTS=2 keeps that quick)."""
-FIRST = {"backfill": True, "start_date": "2026-09-01", "end_date": "2026-10-31"}
+FIRST: dict[str, Any] = {"backfill": True, "start_date": "2026-09-01", "end_date": "2026-10-31"}
 
 
 class CuttingProxy(AwsProxy):
@@ -107,7 +107,7 @@ def proxy(aws: Aws, s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cuttin
 
 
 def expected_rates() -> set[tuple[dt.date, str]]:
-    first = dt.date.fromisoformat(FIRST["start_date"])  # type: ignore[arg-type]
+    first = dt.date.fromisoformat(FIRST["start_date"])
     days = (first + dt.timedelta(n) for n in range((FAKE_TODAY - first).days + 1))
     return {(d, q) for d in days if is_working_day(d) for q in QUOTES}
 
