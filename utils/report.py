@@ -27,6 +27,8 @@ class RunReport:
     rows_by_table: dict[str, int] = field(default_factory=dict)
     load_ids: list[str] = field(default_factory=list)
     resumed_load_ids: list[str] = field(default_factory=list)
+    dropped_load_ids: list[str] = field(default_factory=list)
+    """Pending packages dropped because a later load (another worker's) superseded them."""
     step_seconds: dict[str, float] = field(default_factory=dict)
     new_tables: list[str] = field(default_factory=list)
     new_columns: dict[str, list[str]] = field(default_factory=dict)
@@ -67,6 +69,8 @@ class RunReport:
         ]
         if self.resumed_load_ids:
             lines.append(f"- resumed pending packages: {', '.join(self.resumed_load_ids)}")
+        if self.dropped_load_ids:
+            lines.append(f"- dropped superseded packages: {', '.join(self.dropped_load_ids)}")
         if not self.extracted and self.status == "succeeded":
             lines.append("- source not read again: this run only finished pending packages")
         if self.step_seconds:

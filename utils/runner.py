@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dlt
+from dlt.common.destination.client import WithStateSync
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -131,6 +133,15 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
         current.on_start(pipeline)
     with pipeline_lock(pipeline):
         started = dt.datetime.now(dt.UTC)
+        if superseded := _superseded_packages(pipeline):
+            logger.warning(
+                "%s: dropping pending load package(s) %s: the destination holds a later load (another "
+                "worker ran this pipeline since); carrying on from the destination's state instead",
+                report.pipeline_name,
+                ", ".join(superseded),
+            )
+            report.dropped_load_ids = superseded
+            pipeline.drop()  # as a fresh worker: state and schemas come back from the destination
         before = schema_snapshot(pipeline)
         try:
             _run_steps(pipeline, source_factory, report, current.key, extract_kwargs)
@@ -184,6 +195,32 @@ def _run_steps(
     pipeline.extract(data, **extract_kwargs)
     report.extracted = True
     _normalize_and_load(pipeline)
+
+
+def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Pending packages that a later completed load in the destination has superseded, if any.
+
+    On a fleet, a worker killed mid-load keeps its package in its own pipeline folder while the next
+    run, on another worker, reads the source again from the destination's state and loads it. Should
+    the killed worker run the pipeline later, finishing its old package would load those rows a second
+    time (append) or bring back old versions (merge, replace). The destination's state tells: it was
+    written by a load extracted after the pending package (load ids are extraction timestamps).
+    """
+    if not pipeline.has_pending_data or pipeline.dev_mode or not pipeline.default_schema_name:
+        return []
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    try:
+        with pipeline.destination_client() as client:
+            if not isinstance(client, WithStateSync):
+                return []
+            stored = client.get_stored_state(pipeline.pipeline_name)
+    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset does not exist
+        return []
+    if stored is None or stored._dlt_load_id is None:
+        return []
+    if float(stored._dlt_load_id) <= max(float(load_id) for load_id in pending):
+        return []
+    return pending
 
 
 def _normalize_and_load(pipeline: dlt.Pipeline) -> None:
