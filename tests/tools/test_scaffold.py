@@ -174,7 +174,7 @@ def test_generated_tests_and_consistency_checks_pass(scaffolded: Scaffolded) -> 
         f"tests/{layer}/test_{name}.py" for name in VARIANTS for layer in ("sources", "pipelines", "flows")
     ]
     consistency = [
-        "tests/flows/test_operations.py::test_every_pipeline_declares_a_freshness_bound",
+        "tests/flows/test_operations.py::test_every_declared_pipeline_has_a_freshness_bound",
         "tests/pipelines/test_destinations.py",
         "tests/deploy/test_docs.py",
     ]
@@ -182,7 +182,7 @@ def test_generated_tests_and_consistency_checks_pass(scaffolded: Scaffolded) -> 
         done = run([PYTHON, "-m", "tools.deployments"], root)
         assert done.returncode == 0, done.stdout + done.stderr
         assert all(f"flows/{name}.py:{name}_flow" in (root / "prefect.yaml").read_text() for name in VARIANTS)
-        consistency.append("tests/deploy/test_prefect_yaml.py")
+        consistency += ["tests/deploy/test_prefect_yaml.py", "tests/deploy/test_generated.py"]
     done = run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *consistency], root)
     summary = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, summary
