@@ -90,7 +90,7 @@ class ExactlyOnceDuckDbClient(DuckDbClient):
                 self.sql_client.execute_sql(f"DELETE FROM {ledger} WHERE load_id = %s", load_id)
 
 
-class exactly_once_duckdb(duckdb):  # noqa: N801 - dlt names destination factories in lower case
+class exactly_once_duckdb(duckdb):
     """dlt's ``duckdb`` destination (same type, name and configuration) loading each file once."""
 
     @property

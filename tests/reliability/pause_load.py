@@ -57,9 +57,9 @@ def _paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
 
 def _killed_after_commit(self: RunnableLoadJob, next_state: Any) -> None:
     parsed = ParsedLoadJobFileName.parse(self._file_path)
-    if next_state == "completed" and parsed.table_name == KILL_AFTER_COMMIT and parsed.file_format != "sql":
-        if _write_marker(parsed.table_name):
-            os.kill(os.getpid(), signal.SIGKILL)  # committed, not yet recorded as done by dlt
+    is_target = parsed.table_name == KILL_AFTER_COMMIT and parsed.file_format != "sql"
+    if next_state == "completed" and is_target and _write_marker(parsed.table_name):
+        os.kill(os.getpid(), signal.SIGKILL)  # committed, not yet recorded as done by dlt
     _original_release(self, next_state)
 
 
