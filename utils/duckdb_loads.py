@@ -10,7 +10,8 @@ is not deduplicated at all). Seen as "contacts: an id was loaded twice" after a 
 Here each file load also writes its job id to a small ledger table (``_dlt_loaded_files``, beside the
 table it loads: the dataset or its staging dataset) in the same transaction, and a re-run whose job id
 is already there skips the file. The ledger rows of a load are deleted when the load completes.
-Snowflake needs none of this: its COPY skips a staged file it has already loaded (load metadata).
+Snowflake should need none of this: its COPY skips a staged file it has already loaded (load
+metadata; dlt's COPY does not use ``FORCE``). That is not tested here (docs/reliability.md).
 """
 
 from __future__ import annotations
