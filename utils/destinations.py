@@ -23,6 +23,8 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from utils.duckdb_loads import exactly_once_duckdb
+
 DestinationName = Literal["snowflake", "duckdb", "filesystem"]
 
 DESTINATION_ENV: Final = "DLT__DESTINATION"
@@ -103,7 +105,8 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
         # As on Snowflake: replace loads into the staging schema and swaps rows in one transaction, so a
         # run killed mid-load leaves the last good table rather than an empty one (dlt's DuckDB default,
         # truncate-and-insert, empties the table before loading; docs/reliability.md).
-        return dlt.destinations.duckdb(
+        # File loads happen exactly once even when a run is killed mid-load (utils/duckdb_loads.py).
+        return exactly_once_duckdb(
             credentials=DuckDbCredentials(duckdb_path(), local_config=dict(DUCKDB_SESSION)),
             replace_strategy="insert-from-staging",
             preferred_loader_file_format=LOADER_FILE_FORMAT,

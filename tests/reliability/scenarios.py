@@ -58,6 +58,8 @@ class Scenario:
     second_run: dict[str, Any] = field(default_factory=dict)
     cli: tuple[str, ...] = ()
     """``python -m pipelines.<name>`` arguments equivalent to ``second_run``."""
+    table: str = ""
+    """The data table the run under test loads (a root table with nested tables where there is one)."""
 
     def __str__(self) -> str:
         return f"{self.name}-{self.disposition}"
@@ -103,6 +105,23 @@ def assert_rows_belong_to_completed_loads(warehouse: Warehouse, dataset: str) ->
         if "_dlt_load_id" in columns:
             loads = {r[0] for r in warehouse.query(f'select distinct _dlt_load_id from {dataset}."{table}"')}
             assert loads <= done, f"{table} holds rows of unfinished loads {sorted(loads - done)}"
+
+
+def duplicates_report(warehouse: Warehouse, dataset: str, table: str, key: str) -> str:
+    """Which loads wrote each copy of a duplicated ``key`` (and ``_dlt_id``), and the loads that completed.
+
+    Put in the failure message of a "loaded twice" check, so that a rare failure explains itself: the
+    same ``_dlt_id`` twice means one file was loaded twice (a job re-run); two ``_dlt_load_id`` values
+    mean two loads each wrote the row.
+    """
+    copies = warehouse.query(
+        f'select {key}, _dlt_load_id, _dlt_id from {dataset}."{table}" where {key} in'
+        f' (select {key} from {dataset}."{table}" group by 1 having count(*) > 1) order by 1, 2, 3 limit 20'
+    )
+    loads = warehouse.query(f"select load_id, status, inserted_at from {dataset}._dlt_loads order by 1")
+    return (
+        f"copies (key, _dlt_load_id, _dlt_id): {copies}\n_dlt_loads (load_id, status, inserted_at): {loads}"
+    )
 
 
 def stored_state(name: str) -> dict[str, Any] | None:
@@ -159,6 +178,7 @@ CURRENCIES_SCENARIO = Scenario(
     state_behind_data=_currencies_state,
     second_run={"include_legacy": True},
     cli=("--include-legacy",),
+    table="currencies",
 )
 
 
@@ -213,6 +233,7 @@ EXCHANGE_RATES_SCENARIO = Scenario(
     expect=_rates_expect,
     state_behind_data=_rates_state,
     first_run={"backfill": True, "start_date": RATES_FROM.isoformat(), "end_date": "2024-12-31"},
+    table="rates",
 )
 
 
@@ -244,7 +265,9 @@ def _loaded_records(warehouse: Warehouse, object_type: str) -> dict[str, tuple[i
     cursor = LAST_MODIFIED.get(object_type, "hs_lastmodifieddate")
     rows = warehouse.query(f"select id, {cursor}, archived from hubspot.{object_type}")
     loaded = {r[0]: (_ms(r[1]), r[2]) for r in rows}
-    assert len(loaded) == len(rows), f"{object_type}: an id was loaded twice"
+    assert len(loaded) == len(rows), (
+        f"{object_type}: an id was loaded twice\n{duplicates_report(warehouse, 'hubspot', object_type, 'id')}"
+    )
     return loaded
 
 
@@ -284,6 +307,7 @@ HUBSPOT_SCENARIO = Scenario(
     break_extract=lambda fake: fake.fail(503, times=100, path="/crm/v3/objects/contacts", after=1),
     expect=_hubspot_expect,
     state_behind_data=_hubspot_state,
+    table="contacts",
 )
 
 
@@ -346,6 +370,7 @@ PRODUCTS_SCENARIO = Scenario(
     break_extract=lambda source: source.go_offline(),
     expect=_products_expect,
     state_behind_data=_products_state,
+    table="products",
 )
 
 SCENARIOS = [CURRENCIES_SCENARIO, EXCHANGE_RATES_SCENARIO, HUBSPOT_SCENARIO, PRODUCTS_SCENARIO]
@@ -364,10 +389,14 @@ class PausedRun:
     data table it writes ``marker`` (the table name) and waits until ``release()`` (or 60 s).
     """
 
-    def __init__(self, scenario: Scenario, tmp: Path, *, pause: bool = True) -> None:
+    def __init__(
+        self, scenario: Scenario, tmp: Path, *, pause: bool = True, kill_after_commit: str | None = None
+    ) -> None:
         self.marker = tmp / f"{scenario.name}-{time.monotonic_ns()}.paused"
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        if pause:
+        if kill_after_commit:  # see pause_load.py: the process kills itself, nothing pauses
+            env["RELIABILITY_KILL_AFTER_COMMIT"] = kill_after_commit
+        if pause or kill_after_commit:
             env["RELIABILITY_PAUSE_MARKER"] = str(self.marker)
             command = [sys.executable, "-m", "tests.reliability.pause_load", f"pipelines.{scenario.name}"]
         else:

@@ -101,3 +101,22 @@ def test_sigkill_mid_load_then_the_next_run_leaves_exactly_the_source_data(
     assert report.resumed_load_ids, "the next run finished the killed run's package first"
     scenario.expect(warehouse, source)
     scenario.state_behind_data(stored_state(scenario.name), warehouse, source)
+
+
+@pytest.mark.parametrize("scenario", scenario_params())
+def test_sigkill_after_a_job_committed_then_the_next_run_loads_its_rows_once(
+    scenario: Scenario, source: Any, warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """The instant between the destination committing a file's rows and dlt recording the job as done:
+    the next run loads that file again, and must not repeat its rows (append, replace and merge)."""
+    run = PausedRun(scenario, tmp_path, pause=False, kill_after_commit=scenario.table)
+    code, out, err = run.finish()
+    assert code == -9 and run.marker.exists(), (
+        f"the run was not killed after a {scenario.table} job:\n{out}\n{err}"
+    )
+    assert scenario.module.create_pipeline().has_pending_data, "the killed run's package is still there"
+
+    report = scenario.run(**scenario.second_run)
+    assert report.resumed_load_ids, "the next run finished the killed run's package first"
+    scenario.expect(warehouse, source)
+    scenario.state_behind_data(stored_state(scenario.name), warehouse, source)

@@ -1,0 +1,103 @@
+"""DuckDB as dlt's destination, with every file loaded exactly once even when a run is killed mid-load.
+
+dlt records a load job as done (a file move in the load package) just *after* DuckDB has committed the
+job's ``INSERT``. A process killed in that instant leaves the job "started"; the next run re-runs it and
+the file's rows are inserted a second time - into the table itself (append), or into the staging table,
+which dlt's replace (insert-from-staging) and merge SQL then copy (dlt's merge deduplicates a root
+table with nested tables by ``_dlt_id``, which both copies share; a source declared ``deduplicated``
+is not deduplicated at all). Seen as "contacts: an id was loaded twice" after a SIGKILL mid-load.
+
+Here each file load also writes its job id to a small ledger table (``_dlt_loaded_files``, beside the
+table it loads: the dataset or its staging dataset) in the same transaction, and a re-run whose job id
+is already there skips the file. The ledger rows of a load are deleted when the load completes.
+Snowflake should need none of this: its COPY skips a staged file it has already loaded (load
+metadata; dlt's COPY does not use ``FORCE``). That is not tested here (docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Final
+
+from dlt.common.destination.client import LoadJob, PreparedTableSchema
+from dlt.common.destination.reference import DestinationReference
+from dlt.common.storages.load_package import ParsedLoadJobFileName
+from dlt.destinations import duckdb
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+logger = logging.getLogger("data_pipelines.duckdb_loads")
+
+LEDGER: Final = "_dlt_loaded_files"
+"""Job ids of the files loaded by loads that have not completed yet (one table per dataset)."""
+_CREATING = threading.Lock()
+"""dlt runs jobs in threads; DuckDB fails concurrent ``CREATE TABLE`` of one table as a conflict."""
+
+
+def _create_ledger(sql_client: DuckDbSqlClient) -> str:
+    ledger = sql_client.make_qualified_table_name(LEDGER)
+    with _CREATING:
+        sql_client.execute_sql(
+            f"CREATE TABLE IF NOT EXISTS {ledger} (load_id VARCHAR NOT NULL, job_id VARCHAR NOT NULL,"
+            " loaded_at TIMESTAMP WITH TIME ZONE NOT NULL)"
+        )
+    return ledger
+
+
+class ExactlyOnceCopyJob(DuckDbCopyJob):
+    """dlt's DuckDB file load, and its ledger row, in one transaction; skipped when already done."""
+
+    def run(self) -> None:
+        sql_client: DuckDbSqlClient = self._job_client.sql_client
+        ledger = _create_ledger(sql_client)
+        # the job id, without the retry count: a retried file is the same file
+        job_id = ParsedLoadJobFileName.parse(self._file_path).job_id()
+        with sql_client.begin_transaction():
+            done = sql_client.execute_sql(
+                f"SELECT 1 FROM {ledger} WHERE load_id = %s AND job_id = %s", self._load_id, job_id
+            )
+            if done:
+                logger.warning(
+                    "%s of load %s was loaded before the last run stopped; not loading it again",
+                    job_id,
+                    self._load_id,
+                )
+                return
+            super().run()
+            sql_client.execute_sql(f"INSERT INTO {ledger} VALUES (%s, %s, now())", self._load_id, job_id)
+
+
+class ExactlyOnceDuckDbClient(DuckDbClient):
+    """dlt's DuckDB client with :class:`ExactlyOnceCopyJob` file loads."""
+
+    def create_load_job(
+        self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
+    ) -> LoadJob:
+        job = super().create_load_job(table, file_path, load_id, restore)
+        if type(job) is DuckDbCopyJob:
+            return ExactlyOnceCopyJob(file_path)
+        return job
+
+    def complete_load(self, load_id: str) -> None:
+        super().complete_load(load_id)
+        # every job of the load is done: its ledger rows are no longer needed
+        for staging in (False, True):
+            scope = self.sql_client.with_staging_dataset() if staging else contextlib.nullcontext()
+            with scope, contextlib.suppress(DatabaseUndefinedRelation):
+                ledger = self.sql_client.make_qualified_table_name(LEDGER)
+                self.sql_client.execute_sql(f"DELETE FROM {ledger} WHERE load_id = %s", load_id)
+
+
+class exactly_once_duckdb(duckdb):
+    """dlt's ``duckdb`` destination (same type, name and configuration) loading each file once."""
+
+    @property
+    def destination_type(self) -> str:
+        return DestinationReference.normalize_type("duckdb")  # "dlt.destinations.duckdb"
+
+    @property
+    def client_class(self) -> type[DuckDbClient]:
+        return ExactlyOnceDuckDbClient
