@@ -1,0 +1,194 @@
+"""Lineage: each successful load claims the destination tables it wrote as Prefect assets.
+
+:func:`materialise` runs one Prefect materialising task (``prefect.assets.materialize``) for the tables a
+load wrote, built when the load has finished, because only then are the tables known: a run that wrote
+nothing to a table (an incremental run with no changes, a subset of HubSpot objects) does not claim it,
+and the nested tables dlt creates (``contacts__associations``) are claimed as well. Prefect emits one
+``prefect.asset.materialization.succeeded`` event per table, with the pipeline's upstream (its
+declaration's ``upstream``) as related resources of role ``asset``. A failed load claims nothing.
+
+Keys are stable URIs of where the rows live, as the destination names them (dlt folds identifiers to
+upper case on Snowflake):
+
+- Snowflake: ``snowflake://<account>/<database>/<schema>/<table>`` (account and database from the
+  destination's credentials; never a user, password or key);
+- DuckDB: ``duckdb://<database file>/<schema>/<table>``;
+- filesystem (S3): ``<bucket_url>/<dataset>/<table>``, such as ``s3://bucket/exchange-rates/rates``.
+
+Owner and description come from ``pipelines/declarations/<name>.yaml``; rows loaded, load ids and new
+columns of the run are the materialisation's metadata (the event's payload).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+import dlt
+from dlt.common.configuration.specs import ConnectionStringCredentials
+from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
+
+from pipelines._catalogue import Declaration, declaration
+from utils.runner import RunReport
+
+logger = logging.getLogger("data_pipelines.lineage")
+
+MATERIALISED_BY: Final = "dlt"
+"""Named on every materialisation as the tool that wrote the tables (role ``asset-materialized-by``)."""
+_NOT_IN_KEYS: Final = re.compile(r"[\s#?&%\"'<>\[\]{}|\\^`]")
+"""Characters Prefect refuses in asset keys (and a few that only confuse URIs)."""
+
+
+@dataclass(frozen=True)
+class Materialisation:
+    """What one successful load claims: a key per table written, the upstream keys and the metadata."""
+
+    pipeline_name: str
+    tables: dict[str, Asset]
+    """dlt table name -> the destination table as an asset (key and properties)."""
+    upstream: list[Asset]
+    metadata: dict[str, dict[str, Any]]
+    """Asset key -> the run's facts about that table."""
+
+
+def written_tables(report: RunReport, pipeline: dlt.Pipeline) -> list[str]:
+    """The data tables this run wrote: rows normalised by this run, or jobs completed in its packages.
+
+    A retry that only finishes a package an earlier attempt normalised has no row counts for it (dlt's
+    trace of this attempt holds no normalise step), so the completed load jobs name its tables.
+    """
+    tables = {table for table, rows in report.rows_by_table.items() if rows > 0}
+    for load_id in report.load_ids:
+        try:
+            package = pipeline.get_load_package_info(load_id)
+        except Exception:  # the package folder is gone: the row counts above are all there is
+            logger.debug("load package %s not found for lineage", load_id)
+            continue
+        for job in package.jobs.get("completed_jobs", []):
+            tables.add(job.job_file_info.table_name)
+    return sorted(t for t in tables if not t.startswith("_dlt"))
+
+
+def table_keys(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
+    """The asset key of each of ``tables`` on ``pipeline``'s destination (see the module docstring)."""
+    if pipeline.destination is None:
+        raise ValueError(f"pipeline {pipeline.pipeline_name} has no destination")
+    client: Any = pipeline.destination_client()
+    name = pipeline.destination.destination_name
+    credentials = getattr(client.config, "credentials", None)
+    if name == "filesystem":
+        base = str(client.config.bucket_url).rstrip("/")
+        return {t: _key(f"{base}/{client.dataset_name}/{t}") for t in tables}
+    paths = {t: client.sql_client.make_qualified_table_name_path(t, quote=False) for t in tables}
+    if name == "snowflake":
+        account, database = str(credentials.host).lower(), str(credentials.database).upper()
+        return {t: _key(f"snowflake://{account}/{database}/{'/'.join(p)}") for t, p in paths.items()}
+    if name == "duckdb":
+        return {t: _key(f"duckdb://{credentials.database}/{'/'.join(p)}") for t, p in paths.items()}
+    raise ValueError(f"no asset key scheme for the {name!r} destination")
+
+
+def upstream_keys(spec: Declaration) -> list[str]:
+    """The declaration's upstream URIs, ``{host}`` and ``{database}`` filled from the source's credentials.
+
+    Only host and database name are read from ``sources.<pipeline>.credentials``; an upstream whose
+    placeholders cannot be filled (no credentials configured) is left out with a warning.
+    """
+    keys: list[str] = []
+    for uri in spec.upstream:
+        if "{" not in uri:
+            keys.append(_key(uri))
+            continue
+        parts = _connection_parts(spec.name)
+        try:
+            keys.append(_key(uri.format(**parts)))
+        except (KeyError, IndexError):
+            logger.warning("%s: upstream %s left out of the lineage (no source credentials)", spec.name, uri)
+    return keys
+
+
+def _connection_parts(pipeline_name: str) -> dict[str, str]:
+    """Host and database of ``sources.<pipeline>.credentials``: nothing that grants access."""
+    value = dlt.secrets.get(f"sources.{pipeline_name}.credentials")
+    if value is None:
+        return {}
+    credentials = ConnectionStringCredentials()
+    if isinstance(value, str):
+        credentials.parse_native_representation(value)
+    else:
+        credentials.update(dict(value))
+    host = credentials.host or (credentials.query or {}).get("host")  # a unix socket: ?host=<dir>
+    parts = {"host": host, "database": credentials.database}
+    return {name: str(part) for name, part in parts.items() if part}
+
+
+def _key(uri: str) -> str:
+    return _NOT_IN_KEYS.sub("_", uri)
+
+
+def describe(report: RunReport, pipeline: dlt.Pipeline) -> Materialisation:
+    """The assets and metadata a successful ``report`` of ``pipeline`` claims."""
+    spec = declaration(report.pipeline_name)
+    tables = written_tables(report, pipeline)
+    keys = table_keys(pipeline, tables)
+    properties = AssetProperties(description=spec.description, owners=[spec.owner])
+    assets = {
+        table: Asset(key=key, properties=properties.model_copy(update={"name": _display_name(key)}))
+        for table, key in keys.items()
+    }
+    metadata = {
+        keys[table]: {
+            "pipeline": report.pipeline_name,
+            "destination": report.destination,
+            "table": table,
+            "rows_loaded": report.rows_by_table.get(table),
+            "load_ids": list(report.load_ids),
+            "new_table": table in report.new_tables,
+            "new_columns": list(report.new_columns.get(table, [])),
+        }
+        for table in tables
+    }
+    upstream = [Asset(key=key) for key in upstream_keys(spec)]
+    return Materialisation(report.pipeline_name, assets, upstream, metadata)
+
+
+def _display_name(key: str) -> str:
+    """``SCHEMA.TABLE`` (or ``dataset/table`` on a bucket): the last two parts of the key."""
+    *_, schema, table = key.split("/")
+    return f"{schema}.{table}"
+
+
+def materialise(report: RunReport, pipeline: dlt.Pipeline) -> bool:
+    """Claim the tables ``report``'s run wrote as Prefect assets; ``False`` when there was nothing to
+    claim or recording failed. Call it inside a task or flow, once the load has succeeded.
+
+    Recording lineage never fails or repeats a load: a problem here is logged as a warning.
+    """
+    try:
+        claim = describe(report, pipeline)
+    except Exception as exc:
+        logger.warning("%s: lineage not recorded: %s", report.pipeline_name, exc)
+        return False
+    if not claim.tables:
+        return False
+    record = materialize(
+        *claim.tables.values(),
+        by=MATERIALISED_BY,
+        asset_deps=list(claim.upstream),
+        name="materialise tables",
+        task_run_name=f"materialise {report.pipeline_name} tables",
+    )(_add_metadata)
+    state = record(claim.metadata, return_state=True)
+    if not state.is_completed():
+        logger.warning("%s: lineage not recorded: %s", report.pipeline_name, state.message)
+        return False
+    return True
+
+
+def _add_metadata(metadata: dict[str, dict[str, Any]]) -> int:
+    """The materialising task's body: the tables are written already; attach the run's facts."""
+    for key, facts in metadata.items():
+        add_asset_metadata(key, facts)
+    return len(metadata)
