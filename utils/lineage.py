@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import dlt
+import pyarrow.parquet as pq
 from dlt.common.configuration.specs import ConnectionStringCredentials
+from dlt.common.pipeline import NormalizeInfo
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
 from pipelines._catalogue import Declaration, declaration
@@ -53,22 +55,49 @@ class Materialisation:
     """Asset key -> the run's facts about that table."""
 
 
-def written_tables(report: RunReport, pipeline: dlt.Pipeline) -> list[str]:
-    """The data tables this run wrote: rows normalised by this run, or jobs completed in its packages.
+def written_tables(report: RunReport, pipeline: dlt.Pipeline) -> dict[str, int | None]:
+    """The data tables the run's load packages wrote, with their rows (``None``: not known).
 
-    A retry that only finishes a package an earlier attempt normalised has no row counts for it (dlt's
-    trace of this attempt holds no normalise step), so the completed load jobs name its tables.
+    Rows come from dlt's normalise metrics of each package this attempt normalised (the run report).
+    A retry that only loads the package a failed attempt normalised has none for it: that package's
+    completed load jobs name its tables, and their parquet files' footers hold the rows.
     """
-    tables = {table for table, rows in report.rows_by_table.items() if rows > 0}
+    rows: dict[str, int | None] = {t: n for t, n in report.rows_by_table.items() if n}
+    normalised_here = set(_normalised_load_ids(pipeline))
     for load_id in report.load_ids:
-        try:
-            package = pipeline.get_load_package_info(load_id)
-        except Exception:  # the package folder is gone: the row counts above are all there is
-            logger.debug("load package %s not found for lineage", load_id)
+        if load_id in normalised_here:
             continue
-        for job in package.jobs.get("completed_jobs", []):
-            tables.add(job.job_file_info.table_name)
-    return sorted(t for t in tables if not t.startswith("_dlt"))
+        for table, count in _package_rows(pipeline, load_id).items():
+            known = rows.get(table, 0)
+            rows[table] = None if known is None or count is None else known + count
+    return {t: rows[t] for t in sorted(rows) if not t.startswith("_dlt") and rows[t] != 0}
+
+
+def _normalised_load_ids(pipeline: dlt.Pipeline) -> list[str]:
+    """The packages the pipeline object's own trace normalised (this attempt)."""
+    trace = pipeline.last_trace
+    steps = trace.steps if trace else []
+    return [i for s in steps if isinstance(s.step_info, NormalizeInfo) for i in s.step_info.metrics]
+
+
+def _package_rows(pipeline: dlt.Pipeline, load_id: str) -> dict[str, int | None]:
+    """Rows per table of the completed load jobs in package ``load_id`` (``None``: a file that is not
+    parquet, the format every destination here prefers; see utils/destinations.py)."""
+    try:
+        package = pipeline.get_load_package_info(load_id)
+    except Exception:  # the package folder is gone: nothing to claim from it
+        logger.warning("load package %s not found: its tables are left out of the lineage", load_id)
+        return {}
+    rows: dict[str, int | None] = {}
+    for job in package.jobs.get("completed_jobs", []):
+        table, kind = job.job_file_info.table_name, job.job_file_info.file_format
+        if kind == "sql":  # a follow-up statement (merge, replace from staging): its rows are in a file
+            rows.setdefault(table, 0)
+            continue
+        count = pq.read_metadata(job.file_path).num_rows if kind == "parquet" else None
+        known = rows.get(table, 0)
+        rows[table] = None if known is None or count is None else known + count
+    return rows
 
 
 def table_keys(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
@@ -132,7 +161,7 @@ def describe(report: RunReport, pipeline: dlt.Pipeline) -> Materialisation:
     """The assets and metadata a successful ``report`` of ``pipeline`` claims."""
     spec = declaration(report.pipeline_name)
     tables = written_tables(report, pipeline)
-    keys = table_keys(pipeline, tables)
+    keys = table_keys(pipeline, list(tables))
     properties = AssetProperties(description=spec.description, owners=[spec.owner])
     assets = {
         table: Asset(key=key, properties=properties.model_copy(update={"name": _display_name(key)}))
@@ -143,12 +172,12 @@ def describe(report: RunReport, pipeline: dlt.Pipeline) -> Materialisation:
             "pipeline": report.pipeline_name,
             "destination": report.destination,
             "table": table,
-            "rows_loaded": report.rows_by_table.get(table),
+            "rows_loaded": rows,
             "load_ids": list(report.load_ids),
             "new_table": table in report.new_tables,
             "new_columns": list(report.new_columns.get(table, [])),
         }
-        for table in tables
+        for table, rows in tables.items()
     }
     upstream = [Asset(key=key) for key in upstream_keys(spec)]
     return Materialisation(report.pipeline_name, assets, upstream, metadata)

@@ -184,6 +184,17 @@ def test_s3_keys_name_the_bucket_dataset_and_table(
     assert event.payload["rows_loaded"] == rows == 2 * 5
 
 
+def test_a_retry_that_finishes_the_failed_attempts_package_claims_its_rows(
+    frankfurter: FakeFrankfurter, warehouse: Warehouse, faults: Faults, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_retry_delay(monkeypatch, currencies_flow, "load_currencies")
+    faults.fail_load()
+    state: State[Any] = currencies_flow.currencies_flow(return_state=True)
+    assert state.result()["extracted"] is False, "the retry only loaded the pending package"
+    claims = succeeded(state, expect=1)
+    assert assert_claims_every_table(claims, warehouse, "currencies") == {"currencies"}
+
+
 def test_a_failed_load_claims_nothing(
     frankfurter: FakeFrankfurter, warehouse: Warehouse, faults: Faults, monkeypatch: pytest.MonkeyPatch
 ) -> None:
