@@ -106,10 +106,10 @@ def table_keys(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
         raise ValueError(f"pipeline {pipeline.pipeline_name} has no destination")
     client: Any = pipeline.destination_client()
     name = pipeline.destination.destination_name
-    credentials = getattr(client.config, "credentials", None)
     if name == "filesystem":
         base = str(client.config.bucket_url).rstrip("/")
         return {t: _key(f"{base}/{client.dataset_name}/{t}") for t in tables}
+    credentials: Any = client.config.credentials  # read for account, database or file: never a secret
     paths = {t: client.sql_client.make_qualified_table_name_path(t, quote=False) for t in tables}
     if name == "snowflake":
         account, database = str(credentials.host).lower(), str(credentials.database).upper()
@@ -140,7 +140,7 @@ def upstream_keys(spec: Declaration) -> list[str]:
 
 def _connection_parts(pipeline_name: str) -> dict[str, str]:
     """Host and database of ``sources.<pipeline>.credentials``: nothing that grants access."""
-    value = dlt.secrets.get(f"sources.{pipeline_name}.credentials")
+    value: Any = dlt.secrets.get(f"sources.{pipeline_name}.credentials")
     if value is None:
         return {}
     credentials = ConnectionStringCredentials()

@@ -74,7 +74,10 @@ def test_currencies_claims_its_table(frankfurter: FakeFrankfurter, warehouse: Wa
     rows = warehouse.scalar("select count(*) from currencies.currencies")
     assert event.payload["rows_loaded"] == rows > 0
     assert event.payload["load_ids"] == state.result()["load_ids"] != []
-    assert event.payload["new_table"] is True and event.resource["prefect.resource.name"] == "currencies.currencies"
+    assert (
+        event.payload["new_table"] is True
+        and event.resource["prefect.resource.name"] == "currencies.currencies"
+    )
 
 
 def assert_claims_every_table(claims: dict[str, Any], warehouse: Warehouse, dataset: str) -> set[str]:
@@ -107,10 +110,10 @@ def test_exchange_rates_claims_rates_on_backfill_and_daily_runs(
     assert event.payload["new_table"] is False
 
 
-def test_hubspot_claims_each_object_and_its_nested_tables(
-    hubspot: FakeHubSpot, warehouse: Warehouse
-) -> None:
-    ids = {name: hubspot.add(name, count) for name, count in [("contacts", 30), ("companies", 5), ("deals", 7)]}
+def test_hubspot_claims_each_object_and_its_nested_tables(hubspot: FakeHubSpot, warehouse: Warehouse) -> None:
+    ids = {
+        name: hubspot.add(name, count) for name, count in [("contacts", 30), ("companies", 5), ("deals", 7)]
+    }
     hubspot.associate("contacts", "companies", ids["contacts"][0], ids["companies"][0])
     hubspot.associate("deals", "contacts", ids["deals"][0], *ids["contacts"][:3])
     state: State[Any] = hubspot_flow.hubspot_flow(return_state=True)
