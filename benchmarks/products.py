@@ -1,44 +1,74 @@
-"""Benchmark the products pipeline: PostgreSQL -> DuckDB, full and incremental loads, with comparators.
+"""Benchmark the products pipeline as users run it, side by side with DuckDB's scanner and Sling.
 
 Starts its own PostgreSQL 16 (pgserver) in a temp dir, builds an 11-column ``products`` table (bigint,
-uuid, text, numeric(12,2), char(3), int, bool, jsonb, three timestamptz), then runs each candidate
-in a fresh process, ``--repeat`` times, and prints wall time, rows/s, CPU time and peak memory
-(``ru_maxrss`` of the process and its children). The machines are shared, so compare the best and
-median of the same run, not figures from different runs. Start-up depends on whether Python's
-bytecode is precompiled (the script says which): these machines set PYTHONDONTWRITEBYTECODE, so
-without ``uv sync --compile-bytecode`` every run compiles dlt and its dependencies from source.
+uuid, text, numeric(12,2), char(3), int, bool, jsonb, three timestamptz), then times, ``--repeats``
+times each, in fresh processes and in one sitting:
 
-    uv sync --compile-bytecode                                 # as workers are set up (README)
-    uv run python benchmarks/products.py                      # 1,000,000 rows
-    uv run python benchmarks/products.py --rows 5000000 --repeat 2
-    uv run --with sling-linux-amd64 python benchmarks/products.py   # adds Sling, when installable
+- ``scanner``: DuckDB's own postgres scanner, one ``CREATE TABLE AS SELECT`` (the practical limit),
+  in its own environment: ``uv run --isolated --no-project --with duckdb==1.5.5 --with
+  duckdb-extension-postgres-scanner==1.5.5`` (the extension is LOADed from that package's
+  ``extensions/`` folder, so nothing is downloaded at run time);
+- ``sling``: Sling 1.4.11 (the ``sling-linux-amd64`` package) writing to DuckDB with the
+  ``duckdb-cli==1.5.5`` package's binary (``DUCKDB_PATH``), ``--mode full-refresh``;
+- ``pipeline``: the CLI exactly as the README runs it, ``uv run python -m pipelines.products`` with
+  ``DLT__DESTINATION=duckdb`` and the repository's own configuration (only the database's
+  credentials, the DuckDB file and the pipeline folder are set, all in the temp dir): first run (a
+  merge into an empty table), incremental after ``--change`` of the rows changed, then
+  ``--full-refresh``.
 
-Candidates: ``pipeline`` (this repository's pipeline: ADBC streaming, full refresh, then an
-incremental merge after 1 % of rows change), ``pyarrow`` (dlt's pyarrow backend, 100k chunks),
-``read`` (the ADBC driver reading the table, writing nothing: the floor here), ``duckdb`` (DuckDB's own
-postgres scanner, the practical limit; needs its extension, which is downloaded from the internet) and
-``sling`` (the Sling CLI, PostgreSQL -> DuckDB, and -> a CSV file, which runs offline).
+Reported per run: median and best wall time, the ratio of the medians to the scanner's, the median CPU
+time of the process tree (user + system, from the children's rusage), and the peak memory of the
+whole process tree (the RSS of ``uv`` and every process under it, summed, sampled
+every 10 ms). The pipeline's lines also count the WARNING lines its log printed. Machines are shared:
+compare ratios from one run, never figures from different runs.
+
+    uv sync --compile-bytecode                          # as the README sets up
+    uv run python benchmarks/products.py                # 1,000,000 rows, five runs each
+    uv run python benchmarks/products.py --rows 10000000 --repeats 2
+    uv run python benchmarks/products.py --rows 200000 --repeats 1 --only pipeline   # while developing
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import resource
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DUCKDB_MEMORY = "256MB"
-"""DuckDB ``memory_limit`` for the runs; override with DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG."""
-CANDIDATES = ("pipeline", "pyarrow", "read", "duckdb", "sling")
+DUCKDB = "1.5.5"
+COMPARATOR_ENV = [
+    "uv",
+    "run",
+    "--isolated",
+    "--no-project",
+    "--quiet",
+    "--with",
+    f"duckdb=={DUCKDB}",
+    "--with",
+    f"duckdb-extension-postgres-scanner=={DUCKDB}",
+    "--with",
+    f"duckdb-cli=={DUCKDB}",
+    "--with",
+    f"duckdb-extension-json=={DUCKDB}",
+    "--with",
+    f"duckdb-extension-httpfs=={DUCKDB}",
+    "--with",
+    "sling-linux-amd64==1.4.11",
+]
+"""One isolated environment for both comparators (DuckDB 1.5.5; the project's DuckDB is newer)."""
+CANDIDATES = ("scanner", "sling", "pipeline")
 
 CREATE_TABLE = """
 drop table if exists public.products;
@@ -79,19 +109,48 @@ set price = price + 1, updated_at = now(), deleted_at = case when id % 1000 = 0 
 where id % {every} = 0;
 """
 
+SCANNER = """
+import glob, os, sys, duckdb, duckdb_extension_postgres_scanner as package
+folder = os.path.join(os.path.dirname(package.__file__), "extensions", "*")
+extension = glob.glob(os.path.join(folder, "*.duckdb_extension"))[0]
+with duckdb.connect(sys.argv[1]) as con:
+    con.execute(f"LOAD '{extension}'")
+    con.execute(f"ATTACH '{sys.argv[2]}' AS pg (TYPE postgres, READ_ONLY)")
+    con.execute("CREATE OR REPLACE TABLE products AS SELECT * FROM pg.public.products")
+    print(con.execute("select count(*) from products").fetchone()[0])
+"""
+
+PREPARE = """
+import glob, os, shutil, duckdb_extension_httpfs, duckdb_extension_json
+# Sling's DuckDB CLI installs json and httpfs (it streams CSV over local HTTP): copied from the packages
+# into the comparators' own HOME, so nothing is downloaded
+target = os.path.expanduser("~/.duckdb/extensions/v{version}/linux_amd64")
+os.makedirs(target, exist_ok=True)
+for package in (duckdb_extension_httpfs, duckdb_extension_json):
+    folder = os.path.join(os.path.dirname(package.__file__), "extensions", "*", "*.duckdb_extension")
+    for found in glob.glob(folder):
+        shutil.copy(found, target)
+""".replace("{version}", DUCKDB)
+
+SLING = """
+import os, shutil, sys, sling_linux_amd64
+binary = os.path.join(os.path.dirname(sling_linux_amd64.__file__), "bin", "sling-linux-amd64")
+os.environ["DUCKDB_PATH"] = shutil.which("duckdb")
+os.execv(binary, [binary, *sys.argv[1:]])
+"""
+
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
 
 
-def start_postgres(data_dir: Path, port: int) -> tuple[Any, str, str]:
-    """Start pgserver, then restart it to also listen on 127.0.0.1:port (Sling needs TCP)."""
+def start_postgres(data_dir: Path) -> tuple[Any, str, str]:
+    """Start pgserver, then restart it to also listen on 127.0.0.1 (Sling needs TCP)."""
     import pgserver
     from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
-    if not port:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     socket_dir = server.get_postmaster_info().socket_dir
     pg_ctl(
@@ -100,8 +159,7 @@ def start_postgres(data_dir: Path, port: int) -> tuple[Any, str, str]:
         user=server.system_user,
     )
     socket_uri = f"postgresql+psycopg2://postgres:@/postgres?host={socket_dir}&port={port}"
-    tcp_uri = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    return server, socket_uri, tcp_uri
+    return server, socket_uri, f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
 def execute(uri: str, sql: str) -> None:
@@ -114,239 +172,222 @@ def execute(uri: str, sql: str) -> None:
     engine.dispose()
 
 
-# --- children: one candidate per process -----------------------------------------------------------
+# --- measuring ---------------------------------------------------------------------------------------
 
 
-def child(args: argparse.Namespace) -> None:
-    """Run one candidate in this process and print a JSON line with what it did."""
-    started = time.perf_counter()
-    rows: int | None = None
-    steps: dict[str, float] = {}
-    if args.child in ("pipeline-full", "pipeline-incremental", "pyarrow-full"):
-        from pipelines import products
-
-        report = products.run(full_refresh=args.child.endswith("-full"))
-        rows = report.rows_by_table.get("products", 0)
-        steps = report.step_seconds
-    elif args.child == "read-full":
-        import adbc_driver_postgresql.dbapi
-
-        with adbc_driver_postgresql.dbapi.connect(args.libpq) as connection, connection.cursor() as cursor:
-            cursor.execute("select * from public.products")
-            rows = sum(batch.num_rows for batch in cursor.fetch_record_batch())
-    elif args.child == "duckdb-full":
-        import duckdb
-
-        with duckdb.connect(args.duckdb) as con:
-            con.execute("LOAD postgres")
-            con.execute(f"ATTACH '{args.libpq}' AS pg (TYPE postgres, READ_ONLY)")
-            con.execute("CREATE OR REPLACE TABLE products AS SELECT * FROM pg.public.products")
-            rows = con.execute("select count(*) from products").fetchone()[0]  # type: ignore[index]
-    print(json.dumps({"rows": rows, "inner_seconds": time.perf_counter() - started, "steps": steps}))
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    peak_mb: float
+    warnings: int
+    stdout: str
 
 
-def measure(command: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run ``command``; wall time, CPU time and peak RSS (the process and its children)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    out, err = process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[-1]} failed:\n{err[-2000:]}")
-    last = [line for line in out.splitlines() if line.startswith("{")]
-    result = json.loads(last[-1]) if last else {}
-    result.update(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024)
-    return result
+def tree_rss(process: Any) -> int:
+    """RSS of ``process`` and all its descendants, in bytes (processes gone meanwhile count 0)."""
+    import psutil
 
-
-def sling_binary() -> str | None:
-    """The Sling CLI: ``SLING_BINARY``, ``sling`` on PATH, or the ``sling-linux-amd64`` wheel."""
-    if os.environ.get("SLING_BINARY"):
-        return os.environ["SLING_BINARY"]
+    total = 0
     try:
-        import sling_linux_amd64
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
 
-        found = Path(sling_linux_amd64.__file__).parent / "bin" / "sling-linux-amd64"
-        return str(found) if found.exists() else None
-    except ImportError:
-        return shutil.which("sling")
+
+def measure(command: list[str], env: dict[str, str], cwd: Path = REPO) -> Run:
+    """Run ``command``: wall time, peak RSS of its whole process tree, WARNING lines it printed."""
+    import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    popen = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process = psutil.Process(popen.pid)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(process))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = popen.communicate()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    done.set()
+    sampler.join()
+    if popen.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} ... failed ({popen.returncode}):\n{err[-3000:]}")
+    warnings = sum("WARNING" in line for line in err.splitlines())
+    return Run(wall=wall, cpu=cpu, peak_mb=peak / 2**20, warnings=warnings, stdout=out)
+
+
+@dataclass
+class Line:
+    name: str
+    rows: int
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(r.wall for r in self.runs)
+
+    def render(self, scanner: float | None) -> str:
+        walls = sorted(r.wall for r in self.runs)
+        ratio = f"{self.median / scanner:>6.2f}x" if scanner else f"{'-':>7}"
+        peak = max(r.peak_mb for r in self.runs)
+        warnings = max(r.warnings for r in self.runs)
+        cpu = statistics.median(r.cpu for r in self.runs)
+        return (
+            f"{self.name:<40} {self.rows:>11,} {statistics.median(walls):>8.2f} {walls[0]:>7.2f} {ratio} "
+            f"{cpu:>7.2f} {peak:>8.0f} {warnings:>5}"
+        )
 
 
 def bytecode_status() -> str:
-    """Whether the children start from precompiled bytecode, which decides about 1.5 s of each run."""
+    """Whether the project's venv is precompiled (``uv sync --compile-bytecode``), as the README sets up."""
     import importlib.util
 
     import dlt
 
     if Path(importlib.util.cache_from_source(dlt.__file__)).exists():
-        return "Python bytecode: precompiled (uv sync --compile-bytecode)"
-    if sys.flags.dont_write_bytecode:
-        return (
-            "Python bytecode: NOT precompiled, and PYTHONDONTWRITEBYTECODE is set, so every run compiles "
-            "dlt and its dependencies from source (about 1.5 s here); run `uv sync --compile-bytecode` first"
-        )
-    return "Python bytecode: written on first import (the first run of each candidate pays for it)"
-
-
-# --- parent -----------------------------------------------------------------------------------------
-
-
-def summarise(name: str, runs: list[dict[str, Any]], rows: int) -> str:
-    walls = sorted(r["wall"] for r in runs)
-    best, median = walls[0], statistics.median(walls)
-    peak = max(r["peak_mb"] for r in runs)
-    cpu = min(r["cpu"] for r in runs)
-    fastest = min(runs, key=lambda r: r["wall"])
-    steps = ", ".join(f"{k} {v:.2f}" for k, v in fastest.get("steps", {}).items())
+        return "Python bytecode: precompiled (uv sync --compile-bytecode), as the README sets up"
     return (
-        f"{name:<26} {rows:>10,} {best:>8.2f} {median:>8.2f} {rows / best:>12,.0f} {cpu:>8.2f} {peak:>8.0f}"
-        + (f"  (steps of the best run, s: {steps}; the rest is start-up)" if steps else "")
+        "Python bytecode: NOT precompiled: every pipeline run compiles dlt from source (about 1 s); "
+        "run `uv sync --compile-bytecode` first, as the README says"
     )
+
+
+# --- main --------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per candidate (best and median shown)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each candidate (medians shown)")
     parser.add_argument(
-        "--change", type=float, default=0.01, help="fraction of rows changed before the incremental run"
+        "--change", type=float, default=0.01, help="fraction of rows changed before incremental"
     )
     parser.add_argument("--only", nargs="*", choices=CANDIDATES, default=list(CANDIDATES))
-    parser.add_argument("--port", type=int, default=0, help="TCP port for Sling (default: a free one)")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--duckdb", help=argparse.SUPPRESS)
-    parser.add_argument("--libpq", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        child(args)
-        return 0
 
     work = Path(tempfile.mkdtemp(prefix="products-bench-"))
-    server, socket_uri, tcp_uri = start_postgres(work / "pgdata", args.port)
-    results: list[str] = []
-    notes: list[str] = []
+    server, socket_uri, tcp_uri = start_postgres(work / "pgdata")
+    socket_dir = socket_uri.split("host=")[1].split("&")[0]
+    port = tcp_uri.rsplit(":", 1)[1].split("/")[0]
+    lines: list[Line] = []
     try:
         started = time.perf_counter()
         execute(socket_uri, CREATE_TABLE.format(rows=args.rows))
+        print(f"built public.products: {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
+        print(bytecode_status())
         print(
-            f"built public.products: {args.rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.repeats} runs each\n",
+            flush=True,
         )
-        print(bytecode_status(), flush=True)
-        me = [sys.executable, str(Path(__file__).resolve())]
-        base_env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "DLT__DESTINATION": "duckdb",
-            "RUNTIME__DLTHUB_TELEMETRY": "false",
-            "RUNTIME__LOG_LEVEL": "ERROR",
-            "SOURCES__PRODUCTS__CREDENTIALS": socket_uri,
-            "DLT_DATA_DIR": str(work / "dlt"),
-            # DuckDB caches up to 80 % of RAM by default, so its buffer pool, not the pipeline, would
-            # set the peak as the table grows; Snowflake loads run out of process.
-            "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": os.environ.get(
-                "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", json.dumps({"memory_limit": DUCKDB_MEMORY})
-            ),
+        print(
+            f"{'run':<40} {'rows':>11} {'median s':>8} {'best s':>7} {'ratio':>7} {'cpu s':>7} "
+            f"{'peak MB':>8} {'warn':>5}\n"
+            "(ratio: median / the scanner's median; cpu: median CPU time of the process tree, steadier than"
+            " wall time on a busy machine;\n peak MB: the whole process tree's RSS, the most of any run;"
+            " warn: WARNING lines the run printed)",
+            flush=True,
+        )
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DLT_", "DESTINATION__", "SOURCES__"))
         }
+        (work / "home").mkdir()
+        comparator_env = {**env, "HOME": str(work / "home"), "UV_CACHE_DIR": _uv_cache_dir()}
+        scanner_median: float | None = None
 
-        def pipeline_runs(name: str, extra: dict[str, str]) -> None:
-            full: list[dict[str, Any]] = []
-            incremental: list[dict[str, Any]] = []
-            for attempt in range(args.repeat):
-                target = work / f"{name}-{attempt}.duckdb"
-                env = {**base_env, **extra, "DESTINATION__DUCKDB__CREDENTIALS": str(target)}
-                shutil.rmtree(work / "dlt", ignore_errors=True)
-                full.append(measure([*me, "--child", f"{name}-full"], env))
-                if name == "pipeline":
-                    execute(socket_uri, CHANGE_ROWS.format(every=round(1 / args.change)))
-                    incremental.append(measure([*me, "--child", "pipeline-incremental"], env))
-                target.unlink(missing_ok=True)
-            results.append(summarise(f"{name} full", full, full[0]["rows"]))
-            print(results[-1], flush=True)
-            if incremental:
-                results.append(summarise(f"{name} incremental", incremental, incremental[0]["rows"]))
-                print(results[-1], flush=True)
-
-        print(
-            f"{'candidate':<26} {'rows':>10} {'best s':>8} {'median s':>8} {'rows/s':>12} "
-            f"{'cpu s':>8} {'peak MB':>8}"
-        )
-        if "pipeline" in args.only:
-            pipeline_runs("pipeline", {})
-        if "pyarrow" in args.only:
-            pipeline_runs("pyarrow", {"SOURCES__PRODUCTS__BACKEND": "pyarrow"})
-        if "read" in args.only:
-            url = tcp_uri.replace("postgresql://", "postgresql://", 1)
-            runs = [
-                measure([*me, "--child", "read-full", "--libpq", url], base_env) for _ in range(args.repeat)
-            ]
-            results.append(summarise("adbc read only", runs, runs[0]["rows"]))
-            print(results[-1], flush=True)
-        if "duckdb" in args.only:
-            try:
-                import duckdb
-
-                duckdb.connect().execute("INSTALL postgres")
-                libpq = f"host=127.0.0.1 port={args.port} dbname=postgres user=postgres"
-                runs = [
-                    measure(
-                        [
-                            *me,
-                            "--child",
-                            "duckdb-full",
-                            "--duckdb",
-                            str(work / f"scan-{i}.duckdb"),
-                            "--libpq",
-                            libpq,
-                        ],
-                        base_env,
-                    )
-                    for i in range(args.repeat)
-                ]
-                results.append(summarise("duckdb postgres scanner", runs, runs[0]["rows"]))
-                print(results[-1], flush=True)
-            except Exception as exc:
-                notes.append(
-                    f"duckdb postgres scanner: cannot run here ({type(exc).__name__}: {str(exc)[:90]})"
+        if "scanner" in args.only or "sling" in args.only:
+            # resolves (and on a first run installs) the environment, untimed
+            subprocess.run([*COMPARATOR_ENV, "python", "-c", PREPARE], check=True, env=comparator_env)
+        if "scanner" in args.only:
+            libpq = f"host={socket_dir} port={port} dbname=postgres user=postgres"
+            line = Line("duckdb postgres scanner (CTAS)", args.rows)
+            for i in range(args.repeats):
+                target = work / f"scanner-{i}.duckdb"
+                line.runs.append(
+                    measure([*COMPARATOR_ENV, "python", "-c", SCANNER, str(target), libpq], comparator_env)
                 )
+                target.unlink()
+            scanner_median = line.median
+            lines.append(line)
+            print(line.render(scanner_median), flush=True)
         if "sling" in args.only:
-            binary = sling_binary()
-            if binary is None:
-                notes.append("sling: not installed (try `uv run --with sling-linux-amd64 ...`)")
-            else:
-                env = {**base_env, "PG": f"{tcp_uri}?sslmode=disable"}
-                to_duckdb = ["--tgt-conn", "DUCK", "--tgt-object", "main.products"]
-                # Sling downloads the DuckDB CLI (and uses it for parquet) on first use; offline it can
-                # only write CSV, which still measures its PostgreSQL reading.
-                to_csv = ["--tgt-object", f"file://{work}/sling.csv"]
-                for label, target in (("sling -> duckdb", to_duckdb), ("sling -> csv file", to_csv)):
-                    runs = []
-                    try:
-                        for i in range(args.repeat):
-                            env["DUCK"] = f"duckdb://{work}/sling-{i}.duckdb"
-                            command = [
-                                binary,
-                                "run",
-                                "--src-conn",
-                                "PG",
-                                "--src-stream",
-                                "public.products",
-                                *target,
-                                "--mode",
-                                "full-refresh",
-                            ]
-                            runs.append({**measure(command, env), "rows": args.rows})
-                    except RuntimeError as exc:
-                        notes.append(f"{label}: cannot run here ({str(exc).strip().splitlines()[-1][:110]})")
-                        continue
-                    results.append(summarise(label, runs, args.rows))
-                    print(results[-1], flush=True)
-                    break
-        for note in notes:
-            print(note)
+            line = Line(f"sling 1.4.11 -> duckdb {DUCKDB} (full-refresh)", args.rows)
+            for i in range(args.repeats):
+                target = work / f"sling-{i}.duckdb"
+                sling_env = {
+                    **comparator_env,
+                    "PG": f"{tcp_uri}?sslmode=disable",
+                    "DUCK": f"duckdb://{target}",
+                }
+                command = [
+                    *COMPARATOR_ENV, "python", "-c", SLING, "run", "--src-conn", "PG", "--src-stream",
+                    "public.products", "--tgt-conn", "DUCK", "--tgt-object", "main.products", "--mode",
+                    "full-refresh",
+                ]  # fmt: skip
+                line.runs.append(measure(command, sling_env))
+                target.unlink(missing_ok=True)
+            lines.append(line)
+            print(line.render(scanner_median), flush=True)
+        if "pipeline" in args.only:
+            first = Line("pipelines.products, first run (merge)", args.rows)
+            incremental = Line(f"pipelines.products, {args.change:.0%} changed", 0)
+            full = Line("pipelines.products --full-refresh", 0)
+            cli = ["uv", "run", "python", "-m", "pipelines.products"]
+            for i in range(args.repeats):
+                shutil.rmtree(work / "dlt", ignore_errors=True)
+                target = work / f"pipeline-{i}.duckdb"
+                pipeline_env = {
+                    **env,
+                    "DLT__DESTINATION": "duckdb",
+                    "SOURCES__PRODUCTS__CREDENTIALS": socket_uri,
+                    "DESTINATION__DUCKDB__CREDENTIALS": str(target),
+                    "DLT_DATA_DIR": str(work / "dlt"),
+                }
+                first.runs.append(measure(cli, pipeline_env))
+                execute(socket_uri, CHANGE_ROWS.format(every=round(1 / args.change)))
+                incremental.runs.append(measure(cli, pipeline_env))
+                incremental.rows = _rows(incremental.runs[-1].stdout)
+                full.runs.append(measure([*cli, "--full-refresh"], pipeline_env))
+                full.rows = _rows(full.runs[-1].stdout)
+                target.unlink()
+            for line in (first, incremental, full):
+                lines.append(line)
+            print(first.render(scanner_median))
+            print(full.render(scanner_median))
+            print(incremental.render(scanner_median))
+            print(f"{'incremental / full refresh (medians)':<40} {incremental.median / full.median:>35.2f}x")
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _uv_cache_dir() -> str:
+    """uv's cache, named explicitly: the comparators run with their own HOME."""
+    found = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True)
+    return found.stdout.strip()
+
+
+def _rows(report: str) -> int:
+    """Rows of ``products`` in the CLI's markdown report (``| products | 1,000,000 |``)."""
+    for row in report.splitlines():
+        if row.startswith("| products |"):
+            return int(row.split("|")[2].strip().replace(",", ""))
     return 0
 
 

@@ -10,7 +10,6 @@ Values are never printed. With ``PROVIDERS__ENABLE_AWS_SECRETS=true`` keys may c
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import tomllib
@@ -29,9 +28,9 @@ from dlt.common.configuration.utils import TraceLogContext
 from dlt.common.typing import is_optional_type
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
+from pipelines import _catalogue as catalogue
 from utils import vault_provider as vault
 
-PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
 ORIGINS = {
     "Environment Variables": "env",
     vault.PROVIDER_NAME: "vault",
@@ -70,13 +69,9 @@ class PipelineCheck:
         return not self.errors and not any(k.missing for k in self.keys)
 
 
-def pipeline_modules() -> list[str]:
-    return sorted(p.stem for p in PIPELINES.glob("*.py") if not p.stem.startswith("_"))
-
-
 def check_pipeline(name: str) -> PipelineCheck:
     """Resolve a pipeline's source and destination specs (no values kept) and report every key."""
-    module = importlib.import_module(f"pipelines.{name}")
+    module = catalogue.pipeline_module(name)
     keys: list[KeyStatus] = []
     errors: list[str] = []
     factories = {id(v): v for v in vars(module).values() if isinstance(v, DltSourceFactoryWrapper)}
@@ -134,10 +129,11 @@ def check(names: Sequence[str]) -> int:
     """Print the report for ``names`` (default: all); 1 if a required key is missing, 2 if unknown."""
     provider = vault.active_provider()
     print(f"vault: on ({', '.join(provider.locations)})" if provider else "vault: off (switch not set)")
-    if unknown := sorted(set(names) - set(pipeline_modules())):
-        print(f"unknown pipeline(s): {', '.join(unknown)}; known: {', '.join(pipeline_modules())}")
+    known = catalogue.pipelines()  # every declared pipeline (pipelines/declarations/)
+    if unknown := sorted(set(names) - set(known)):
+        print(f"unknown pipeline(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2
-    results = [check_pipeline(name) for name in names or pipeline_modules()]
+    results = [check_pipeline(name) for name in names or known]
     print("\n".join(format_check(result) for result in results))
     return 0 if all(r.ok for r in results) else 1
 

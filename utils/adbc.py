@@ -26,6 +26,7 @@ import pyarrow as pa
 from dlt.common.typing import TDataItem
 from dlt.sources.sql_database.helpers import BaseTableLoader, register_table_loader_backend
 
+from utils.arrow_hints import declared_schema, expect_json_text_only
 from utils.pg_types import DEFAULT_DECIMAL, with_casts
 
 
@@ -88,15 +89,23 @@ def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa
 
 
 def normaliser(schema: pa.Schema, hints: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
-    """A function converting batches of ``schema`` column by column; field metadata is dropped."""
+    """A function converting batches of ``schema`` column by column; field metadata is dropped and
+    columns the hints declare not nullable are so in Arrow too (:func:`utils.arrow_hints.declared_schema`)."""
     converters = [_converter(field, hints.get(field.name, {})) for field in schema]
+    target: pa.Schema | None = None
 
     def normalise(batch: pa.RecordBatch) -> pa.RecordBatch:
+        nonlocal target
         columns = [
             column if convert is None else convert(column)
             for column, convert in zip(batch.columns, converters, strict=True)
         ]
-        return pa.RecordBatch.from_arrays(columns, names=schema.names)
+        if target is None:
+            target = declared_schema(
+                [pa.field(name, column.type) for name, column in zip(schema.names, columns, strict=True)],
+                hints,
+            )
+        return pa.RecordBatch.from_arrays(columns, schema=target)
 
     return normalise
 
@@ -163,7 +172,14 @@ class AdbcTableLoader(BaseTableLoader):
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         query = self.compile_query(with_casts(self.make_query(), self.columns))
-        yield from prefetch(self._batches(query), depth=self.prefetch_batches)
+        batches = prefetch(self._batches(query), depth=self.prefetch_batches)
+        first = next(batches, None)
+        if first is None:
+            return
+        # dlt checks each batch against the hints as it extracts it, in this (the consuming) thread
+        with expect_json_text_only(self.table.name, first.schema, self.columns):
+            yield first
+            yield from batches
 
     def _batches(self, query: str) -> Iterator[pa.RecordBatch]:
         import adbc_driver_manager

@@ -80,9 +80,11 @@ def destination_name(production: DestinationName = "snowflake") -> DestinationNa
 
 def duckdb_path() -> str:
     """Where DuckDB writes: dlt's configured credentials if any, else the local warehouse file."""
-    configured = dlt.secrets.get("destination.duckdb.credentials", str) or dlt.config.get(
-        "destination.duckdb.credentials", str
+    configured: Any = dlt.secrets.get("destination.duckdb.credentials") or dlt.config.get(
+        "destination.duckdb.credentials"
     )
+    if isinstance(configured, dict):  # a section (``global_config`` etc.), the file as its ``database``
+        configured = configured.get("database")
     if configured:
         return str(configured)
     LOCAL_WAREHOUSE.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ inside the task, so importing a flow stays cheap). Everything operational happen
 - retries: 3 per task, exponential backoff ``[10, 30, 90]`` s with jitter; a retry resumes the load
   packages the failed attempt left behind instead of reading the source again;
 - single flight: one Prefect global concurrency limit per pipeline (``dlt-pipeline-<name>``, one slot),
-  shared by every deployment of that pipeline; a second run waits for the slot;
+  shared by every deployment of that pipeline; a second run waits for the slot; the slot is a
+  :data:`LEASE_SECONDS` lease, so a run that dies holding it frees it within about a minute;
 - run report: a table artefact ``<pipeline>-run-report`` per run, on success and on failure (rows
   and new columns per table; status, duration per step and any error in its description);
 - progress: a run that lasts longer than :data:`PROGRESS_AFTER_SECONDS` (a backfill, a first or full
@@ -52,6 +53,11 @@ RETRY_JITTER: Final = 0.5
 """Each delay may grow by up to 50 % so that retries of many flows do not land at once."""
 LOCK_TIMEOUT_SECONDS: float = 4 * 3600
 """How long a run waits for another run of the same pipeline to finish before it gives up."""
+LEASE_SECONDS: Final = 60.0
+"""The single-flight slot is a lease the holder renews every 45 s (Prefect renews at 75 %). A run whose
+process dies (a SIGKILLed worker, a lost container) stops renewing, and the Prefect server's repossessor
+service frees the slot once the lease expires: within about 75 s here, rather than Prefect's default
+300 s lease (60 s is the shortest the API accepts). ``tests/fleet/test_fleet.py`` measures it."""
 EXTRA_LOGGERS: Final = ("dlt", "data_pipelines")
 PROGRESS_AFTER_SECONDS: float = 30.0
 """A run publishes a progress artefact once it has lasted this long: daily loads of a few seconds
@@ -151,7 +157,13 @@ def single_flight(pipeline_name: str) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(
-                concurrency(name, occupy=1, timeout_seconds=LOCK_TIMEOUT_SECONDS, strict=True)
+                concurrency(
+                    name,
+                    occupy=1,
+                    timeout_seconds=LOCK_TIMEOUT_SECONDS,
+                    lease_duration=LEASE_SECONDS,
+                    strict=True,  # also: lease renewal failing stops the run rather than risk overlap
+                )
             )
         except TimeoutError:
             raise PipelineBusyError(

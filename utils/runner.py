@@ -7,9 +7,8 @@ Every ``pipelines/<name>.py`` calls :func:`run_pipeline`. It runs dlt's steps on
   one task share) the source is then *not* read again: the retry finishes what the failed attempt
   extracted, so append never duplicates and merge/replace converge. A new run (a later schedule, a CLI
   call) finishes the leftovers and then extracts as usual. Pipelines know nothing of this;
-- **report**: rows per table, load ids and duration per step, taken from dlt's own trace
-  (``pipeline.last_trace``), plus new tables and columns and the failing step and error, as a
-  :class:`RunReport` that flows publish and CLIs print;
+- **report**: what the run did, as a :class:`~utils.report.RunReport` built from dlt's own trace
+  (``utils/report.py``), which flows publish and CLIs print;
 - **show progress**: a pipeline created without its own ``progress=`` gets the collector
   ``utils/progress.py`` picks (live lines on a terminal, a log line at an interval elsewhere).
 
@@ -20,7 +19,6 @@ No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import fcntl
 import logging
@@ -30,12 +28,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import dlt
-from dlt.common.pipeline import LoadInfo, NormalizeInfo
+from dlt.common.destination.client import WithStateSync
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -43,84 +42,11 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from utils import vault_provider
 from utils.destinations import held_open
 from utils.progress import PROGRESS_LOGGER, progress_collector
+from utils.report import RunReport, add_schema_changes, add_trace, describe_error, schema_snapshot
 
 logger = logging.getLogger("data_pipelines.runner")
 
 Step = Literal["sync", "extract", "normalize", "load"]
-
-
-@dataclass
-class RunReport:
-    """What one pipeline run did, in a form a flow can publish and a CLI can print."""
-
-    pipeline_name: str
-    destination: str
-    dataset_name: str
-    status: Literal["succeeded", "failed"] = "succeeded"
-    rows_by_table: dict[str, int] = field(default_factory=dict)
-    load_ids: list[str] = field(default_factory=list)
-    resumed_load_ids: list[str] = field(default_factory=list)
-    step_seconds: dict[str, float] = field(default_factory=dict)
-    new_tables: list[str] = field(default_factory=list)
-    new_columns: dict[str, list[str]] = field(default_factory=dict)
-    extracted: bool = False
-    failed_step: str | None = None
-    error: str | None = None
-
-    @property
-    def total_rows(self) -> int:
-        """Rows loaded into data tables (dlt's own ``_dlt_*`` bookkeeping tables excluded)."""
-        return sum(self.rows_by_table.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly copy, used as the flow task's result."""
-        return {**dataclasses.asdict(self), "total_rows": self.total_rows}
-
-    def table_rows(self) -> list[dict[str, Any]]:
-        """One row per data table: rows loaded and schema changes (the Prefect table artefact)."""
-        tables = sorted(set(self.rows_by_table) | set(self.new_tables) | set(self.new_columns))
-        return [
-            {
-                "table": table,
-                "rows": self.rows_by_table.get(table, 0),
-                "new columns": "(new table)"
-                if table in self.new_tables
-                else ", ".join(self.new_columns.get(table, [])),
-            }
-            for table in tables
-        ]
-
-    def summary_markdown(self) -> str:
-        """Status, destination, load ids, duration per step and any failure, as markdown lines."""
-        lines = [
-            f"## {self.pipeline_name}: {self.status}",
-            "",
-            f"- destination: `{self.destination}`, dataset: `{self.dataset_name}`",
-            f"- load ids: {', '.join(self.load_ids) or 'none'}",
-        ]
-        if self.resumed_load_ids:
-            lines.append(f"- resumed pending packages: {', '.join(self.resumed_load_ids)}")
-        if not self.extracted and self.status == "succeeded":
-            lines.append("- source not read again: this run only finished pending packages")
-        if self.step_seconds:
-            steps = ", ".join(f"{step} {secs:.2f} s" for step, secs in self.step_seconds.items())
-            lines.append(f"- duration: {steps}")
-        if self.new_tables:
-            lines.append(f"- new tables: {', '.join(self.new_tables)}")
-        for table, columns in self.new_columns.items():
-            lines.append(f"- new columns in `{table}`: {', '.join(columns)}")
-        if self.failed_step:
-            lines.append(f"- **failed at {self.failed_step}**: {self.error}")
-        return "\n".join(lines) + "\n"
-
-    def to_markdown(self) -> str:
-        """A short markdown summary and a table of rows per table: the CLI's output."""
-        lines = [self.summary_markdown().rstrip("\n")]
-        lines += ["", "| table | rows |", "|---|---:|"]
-        lines += [f"| {table} | {rows:,} |" for table, rows in sorted(self.rows_by_table.items())]
-        if not self.rows_by_table:
-            lines.append("| (no rows) | 0 |")
-        return "\n".join(lines) + "\n"
 
 
 SourceFactory = Callable[[], DltSource | Any]
@@ -207,15 +133,24 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
         current.on_start(pipeline)
     with pipeline_lock(pipeline):
         started = dt.datetime.now(dt.UTC)
-        before = _schema_snapshot(pipeline)
+        if superseded := _superseded_packages(pipeline):
+            logger.warning(
+                "%s: dropping pending load package(s) %s: the destination holds a later load (another "
+                "worker ran this pipeline since); carrying on from the destination's state instead",
+                report.pipeline_name,
+                ", ".join(superseded),
+            )
+            report.dropped_load_ids = superseded
+            pipeline.drop()  # as a fresh worker: state and schemas come back from the destination
+        before = schema_snapshot(pipeline)
         try:
             _run_steps(pipeline, source_factory, report, current.key, extract_kwargs)
         except PipelineStepFailed as exc:
             _report_failure(report, exc)
             raise
         finally:
-            _add_trace(report, pipeline, started)
-            _add_schema_changes(report, before, _schema_snapshot(pipeline))
+            add_trace(report, pipeline, started)
+            add_schema_changes(report, before, schema_snapshot(pipeline))
     logger.info("%s", report.to_markdown())
     return report
 
@@ -262,25 +197,36 @@ def _run_steps(
     _normalize_and_load(pipeline)
 
 
+def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
+    """Pending packages that a later completed load in the destination has superseded, if any.
+
+    On a fleet, a worker killed mid-load keeps its package in its own pipeline folder while the next
+    run, on another worker, reads the source again from the destination's state and loads it. Should
+    the killed worker run the pipeline later, finishing its old package would load those rows a second
+    time (append) or bring back old versions (merge, replace). The destination's state tells: it was
+    written by a load extracted after the pending package (load ids are extraction timestamps).
+    """
+    if not pipeline.has_pending_data or pipeline.dev_mode or not pipeline.default_schema_name:
+        return []
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    try:
+        with pipeline.destination_client() as client:
+            if not isinstance(client, WithStateSync):
+                return []
+            stored = client.get_stored_state(pipeline.pipeline_name)
+    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset does not exist
+        return []
+    if stored is None or stored._dlt_load_id is None:
+        return []
+    if float(stored._dlt_load_id) <= max(float(load_id) for load_id in pending):
+        return []
+    return pending
+
+
 def _normalize_and_load(pipeline: dlt.Pipeline) -> None:
     pipeline.normalize()
     with held_open(pipeline.destination):
         pipeline.load()
-
-
-def describe_error(error: BaseException) -> str:
-    """``Type: message``, naming the root cause's type when the message alone hides it.
-
-    dlt wraps a source's exception (``ResourceExtractionError: ... caused an exception: products``);
-    the root cause's type (``NoSuchTableError``) is often what tells a person what went wrong.
-    """
-    text = f"{type(error).__name__}: {error}"
-    root = error
-    while root.__cause__ is not None and root.__cause__ is not root:
-        root = root.__cause__
-    if root is not error and type(root).__name__ not in text:
-        text += f" (caused by {type(root).__name__})"
-    return text
 
 
 def _report_failure(report: RunReport, exc: PipelineStepFailed) -> None:
@@ -290,46 +236,6 @@ def _report_failure(report: RunReport, exc: PipelineStepFailed) -> None:
     report.error = describe_error(exc.exception)
     exc.run_report = report  # type: ignore[attr-defined]
     logger.error("%s failed at %s: %s", report.pipeline_name, exc.step, report.error)
-
-
-def _add_trace(report: RunReport, pipeline: dlt.Pipeline, since: dt.datetime) -> None:
-    """Step durations, row counts and load ids of this run, from the steps dlt traced since ``since``.
-
-    dlt merges separate ``extract``/``normalize``/``load`` calls into ``last_trace``, keeping earlier
-    runs' steps too, hence the time filter.
-    """
-    trace = pipeline.last_trace
-    for step in trace.steps if trace else []:
-        if step.started_at < since:
-            continue
-        if step.finished_at is not None:
-            seconds = (step.finished_at - step.started_at).total_seconds()
-            report.step_seconds[step.step] = report.step_seconds.get(step.step, 0.0) + seconds
-        if isinstance(step.step_info, NormalizeInfo):
-            for table, rows in step.step_info.row_counts.items():
-                if not table.startswith("_dlt"):
-                    report.rows_by_table[table] = report.rows_by_table.get(table, 0) + rows
-        elif isinstance(step.step_info, LoadInfo):
-            report.load_ids += [
-                p.load_id for p in step.step_info.load_packages if p.load_id not in report.load_ids
-            ]
-
-
-def _schema_snapshot(pipeline: dlt.Pipeline) -> dict[str, set[str]]:
-    """Data tables and their columns across the pipeline's schemas (dlt's own tables left out)."""
-    snapshot: dict[str, set[str]] = {}
-    for schema in pipeline.schemas.values():
-        for table in schema.data_tables():
-            snapshot[str(table["name"])] = {c for c in table.get("columns", {}) if not c.startswith("_dlt")}
-    return snapshot
-
-
-def _add_schema_changes(report: RunReport, before: dict[str, set[str]], after: dict[str, set[str]]) -> None:
-    for table, columns in sorted(after.items()):
-        if table not in before:
-            report.new_tables.append(table)
-        elif added := sorted(columns - before[table]):
-            report.new_columns[table] = added
 
 
 def failed_report(exc: BaseException) -> RunReport | None:

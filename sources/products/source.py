@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TColumnSchema, TSchemaContractDict
+from dlt.common.schema.typing import TColumnSchema, TDeleteInsertStrategyDict, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
@@ -46,6 +46,17 @@ variant column that downstream models would not read."""
 
 
 DLT_ROW_COLUMNS: Final = ("_dlt_load_id", "_dlt_id")
+
+
+MERGE: Final[TDeleteInsertStrategyDict] = {
+    "disposition": "merge",
+    "strategy": "delete-insert",
+    "deduplicated": True,
+}
+"""dlt's default merge, told that a load holds each key once: one query reads one snapshot of the
+table, so a primary key (or a unique key) arrives once. dlt then skips its ``ROW_NUMBER()`` pass over
+the staged rows, which sorts every column of a full load (on DuckDB, within its memory limit, the
+bulk of a first load's time). Keys that are not unique in PostgreSQL land as they are there."""
 
 
 class ProductsDatabaseError(RuntimeError):
@@ -219,7 +230,7 @@ def _table_resource(
         if backend == "adbc"
         else None,
         type_adapter_callback=dlt_type,
-        write_disposition=write_disposition,  # type: ignore[arg-type]
+        write_disposition=MERGE if write_disposition == "merge" else write_disposition,  # type: ignore[arg-type]
         query_adapter_callback=_live_rows_only(spec.soft_delete_column)
         if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
         else None,
@@ -229,7 +240,10 @@ def _table_resource(
     if overrides:
         resource.apply_hints(columns=overrides)
     if spec.soft_delete_column and soft_delete == "remove":
-        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": True}})
+        # only merge applies hard_delete; a replace leaves soft-deleted rows out at the source, and
+        # sets the hint False so the one kept in the schema from earlier merges does not warn
+        merging = write_disposition == "merge"
+        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": merging}})
     return resource
 
 

@@ -76,6 +76,7 @@ def test_ci_runs_lint_types_and_the_readme_test_command() -> None:
         "uv run ruff format --check .",
         "uv run mypy",
         "uv run lint-imports",
+        "uv run python -m tools.deployments --check",
         test_command,
     ]
     assert [c for c in commands if c in expected] == expected, commands

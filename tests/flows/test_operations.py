@@ -210,8 +210,15 @@ def test_a_never_loaded_dataset_is_stale(warehouse: Warehouse) -> None:
     assert "currencies (duckdb): never loaded" in str(state.message)
 
 
-def test_every_pipeline_declares_a_freshness_bound() -> None:
-    from pathlib import Path
+def test_every_declared_pipeline_has_a_freshness_bound() -> None:
+    from pipelines._catalogue import declarations
 
-    pipelines = {p.stem for p in Path("pipelines").glob("*.py") if not p.stem.startswith("_")}
-    assert pipelines == set(freshness_module.FRESHNESS_BOUNDS)
+    bounds = freshness_module.FRESHNESS_BOUNDS
+    assert set(bounds) == set(declarations())
+    assert all(bounds[d.name] == d.freshness_bound > dt.timedelta(0) for d in declarations().values())
+
+
+def test_an_undeclared_pipeline_is_refused() -> None:
+    state = freshness_module.freshness_flow(pipelines=["no_such_pipeline"], return_state=True)
+    assert state.is_failed()
+    assert "not declared in pipelines/declarations/: no_such_pipeline" in str(state.message)

@@ -20,11 +20,12 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 
+from pipelines import _catalogue as catalogue
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.vault import REPO_DLT, Vault
 from tests.fixtures.warehouse import Warehouse
 from tools import secrets as secrets_cli
-from tools.secrets import check_pipeline, pipeline_modules
+from tools.secrets import check_pipeline
 from utils import vault_provider
 from utils.vault_provider import VaultError
 
@@ -105,7 +106,7 @@ OPTIONAL_DOCUMENTS: dict[tuple[str, ...], dict[str, Any]] = {
 
 
 def test_every_pipeline_has_pinned_vault_keys() -> None:
-    assert set(pipeline_modules()) == set(EXPECTED_FROM_VAULT), "pin the vault keys of a new pipeline here"
+    assert set(catalogue.pipelines()) == set(EXPECTED_FROM_VAULT), "pin the vault keys of a new pipeline here"
     assert all(EXPECTED_FROM_VAULT.values())
 
 

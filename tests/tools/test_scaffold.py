@@ -1,13 +1,14 @@
 """The scaffolder, in copies of the repository (``git ls-files``, so working changes are included).
 
-One copy gets a pipeline of every kind and write disposition; their generated tests, ruff, mypy and
-the repository's consistency tests (prefect.yaml, freshness bounds, secrets from the vault) then run
-there in one go. Requests the scaffolder must refuse run against a copy that must stay byte for byte
-the same.
+One copy gets a pipeline of every kind and write disposition: the files it gained are exactly the new
+pipelines' own (nothing else changed), and their generated tests, ruff, mypy and the repository's
+consistency tests then run there in one go. Requests the scaffolder must refuse run against a copy that
+must stay byte for byte the same.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -15,12 +16,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from utils import scaffold
+from pipelines._catalogue import Declaration
+from tools import scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS: dict[str, list[str]] = {
@@ -56,7 +59,7 @@ def snapshot(root: Path) -> dict[str, str]:
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and ".mypy_cache" not in path.parts
     }
 
 
@@ -72,41 +75,58 @@ def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.Compl
     )
 
 
-def generated_files(root: Path, name: str) -> list[str]:
-    return sorted(
-        str(path.relative_to(root))
-        for path in scaffold._new_paths(name, root)
-        for path in ([path] if path.is_file() else sorted(path.rglob("*.py")))
-    )
+def kind_of(name: str) -> str:
+    return "sql" if "sql" in VARIANTS[name] else "api"
+
+
+def own_files(name: str, kind: str) -> set[str]:
+    """What adding pipeline ``name`` may create, written out here rather than taken from the scaffolder."""
+    return {
+        f"sources/{name}/__init__.py",
+        f"sources/{name}/source.py",
+        f"pipelines/{name}.py",
+        f"pipelines/declarations/{name}.yaml",
+        f"flows/{name}.py",
+        f"tests/fixtures/{name}.py",
+        f"tests/sources/test_{name}.py",
+        f"tests/pipelines/test_{name}.py",
+        f"tests/flows/test_{name}.py",
+        f"docs/{name}.md",
+    } | ({f"tests/fakes/{name}.py"} if kind == "api" else set())
 
 
 # -- every kind and disposition in one copy -----------------------------------------------------------
+@dataclass
+class Scaffolded:
+    root: Path
+    before: dict[str, str]
+    after: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaffolded]:
     root = copy_repository(tmp_path_factory.mktemp("scaffolded") / "repo")
     if (REPO / ".mypy_cache").is_dir():  # a warm cache halves mypy's time; mypy re-checks what changed
         shutil.copytree(REPO / ".mypy_cache", root / ".mypy_cache")
+    before = snapshot(root)
     for name, options in VARIANTS.items():
         assert scaffold.main([name, *options], root=root) == 0, name
-    yield root
+    yield Scaffolded(root, before, snapshot(root))
 
 
-def test_scaffolded_files_follow_the_layout(scaffolded: Path) -> None:
+def test_adding_a_pipeline_touches_only_its_own_files(scaffolded: Scaffolded) -> None:
+    before, after = scaffolded.before, scaffolded.after
+    changed = {path for path in before if after.get(path) != before[path]}
+    assert not changed, f"the scaffolder changed or removed existing files: {sorted(changed)}"
+    added = set(after) - set(before)
+    assert added == set().union(*(own_files(name, kind_of(name)) for name in VARIANTS))
+
+
+def test_scaffolded_files_follow_the_layout(scaffolded: Scaffolded) -> None:
+    root = scaffolded.root
     for name, options in VARIANTS.items():
-        kind = "sql" if "sql" in options else "api"
-        files = generated_files(scaffolded, name)
-        expected = {
-            f"sources/{name}/__init__.py",
-            f"sources/{name}/source.py",
-            f"pipelines/{name}.py",
-            f"flows/{name}.py",
-            f"tests/fixtures/{name}.py",
-            f"tests/sources/test_{name}.py",
-            f"tests/pipelines/test_{name}.py",
-            f"tests/flows/test_{name}.py",
-        } | ({f"tests/fakes/{name}.py"} if kind == "api" else set())
-        assert set(files) == expected
-        source = (scaffolded / "sources" / name / "source.py").read_text()
+        kind = kind_of(name)
+        source = (root / "sources" / name / "source.py").read_text()
         assert f'@dlt.source(section="{name}", name="{name}")' in source
         disposition = (
             options[options.index("--write-disposition") + 1] if "--write-disposition" in options else "merge"
@@ -115,69 +135,55 @@ def test_scaffolded_files_follow_the_layout(scaffolded: Path) -> None:
         assert ("sql_table(" in source) == (kind == "sql")
         assert ("api_client(" in source) == (kind == "api")
         if kind == "api":
-            assert "(FakeApi):" in (scaffolded / "tests" / "fakes" / f"{name}.py").read_text()
+            assert "(FakeApi):" in (root / "tests" / "fakes" / f"{name}.py").read_text()
         else:
-            assert "postgres: str" in (scaffolded / "tests" / "fixtures" / f"{name}.py").read_text()
+            assert "postgres: str" in (root / "tests" / "fixtures" / f"{name}.py").read_text()
+        assert f"def {name}_flow(" in (root / "flows" / f"{name}.py").read_text()
+        assert (root / "docs" / f"{name}.md").read_text().startswith(f"# {name}\n")
 
 
-def test_shared_files_keep_their_comments_anchors_and_layout(scaffolded: Path) -> None:
-    for relative in (
-        "prefect.yaml",
-        "pipelines/_catalogue.py",
-        ".dlt/config.toml",
-        ".dlt/secrets.toml.example",
-    ):
-        before = (REPO / relative).read_text().splitlines()
-        after = (scaffolded / relative).read_text().splitlines()
-        # every original line is still there, in order, unchanged: the scaffolder only inserted lines
-        remaining = iter(after)
-        assert all(line in remaining for line in before), f"{relative}: an original line changed or moved"
-        assert len(after) > len(before)
-    before_yaml = (REPO / "prefect.yaml").read_text()
-    after_yaml = (scaffolded / "prefect.yaml").read_text()
-    comments = [line for line in before_yaml.splitlines() if line.lstrip().startswith("#")]
-    assert comments and all(line in after_yaml.splitlines() for line in comments)
-    assert after_yaml.count("&work_pool") == before_yaml.count("&work_pool") == 1
-    assert after_yaml.count("*work_pool") == before_yaml.count("*work_pool") + len(VARIANTS)
-    assert after_yaml.count("*one_at_a_time") == before_yaml.count("*one_at_a_time") + len(VARIANTS)
-    document = yaml.safe_load(after_yaml)
-    old = yaml.safe_load(before_yaml)
-    assert document["deployments"][: len(old["deployments"])] == old["deployments"]
-    added = {d["name"]: d for d in document["deployments"][len(old["deployments"]) :]}
-    assert set(added) == {f"{name.replace('_', '-')}-daily" for name in VARIANTS}
+def test_the_declaration_loads_as_the_catalogue_loads_it(scaffolded: Scaffolded) -> None:
     for name in VARIANTS:
-        entry = added[f"{name.replace('_', '-')}-daily"]
-        assert entry["entrypoint"] == f"flows/{name}.py:{name}_flow"
-        assert entry["work_pool"] == old["definitions"]["work_pool"]  # the alias, resolved
-        assert entry["tags"] == ["dlt", name, "daily"]
+        text = (scaffolded.root / "pipelines" / "declarations" / f"{name}.yaml").read_text()
+        declaration = Declaration.model_validate(yaml.safe_load(text))
+        assert declaration.name == declaration.dataset == name and declaration.tables == [name]
+        assert declaration.kind == ("database" if kind_of(name) == "sql" else "api")
+        [deployment] = declaration.deployments
+        assert (deployment.name, deployment.flow) == (f"{name.replace('_', '-')}-daily", f"{name}_flow")
+        assert deployment.schedule is not None and deployment.schedule.timezone == "Europe/London"
+        # daily: one missed run plus the retry room before the freshness check alerts
+        assert declaration.freshness_bound == dt.timedelta(hours=30)
 
 
 @pytest.mark.slow
-def test_generated_code_passes_ruff_and_mypy(scaffolded: Path) -> None:
+def test_generated_code_passes_ruff_and_mypy(scaffolded: Scaffolded) -> None:
+    root = scaffolded.root
     for command in (["check", "."], ["format", "--check", "."]):
-        done = run([PYTHON, "-m", "ruff", *command], scaffolded)
+        done = run([PYTHON, "-m", "ruff", *command], root)
         assert done.returncode == 0, done.stdout + done.stderr
-    files = [f for name in VARIANTS for f in generated_files(scaffolded, name)]
-    done = run([PYTHON, "-m", "mypy", *files, "utils/scaffold.py", "pipelines/_catalogue.py"], scaffolded)
+    files = sorted(f for name in VARIANTS for f in own_files(name, kind_of(name)) if f.endswith(".py"))
+    done = run([PYTHON, "-m", "mypy", *files, "tools/scaffold", "pipelines/_catalogue.py"], root)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_generated_tests_and_consistency_checks_pass(scaffolded: Path) -> None:
+def test_generated_tests_and_consistency_checks_pass(scaffolded: Scaffolded) -> None:
+    root = scaffolded.root
     tests = [
         f"tests/{layer}/test_{name}.py" for name in VARIANTS for layer in ("sources", "pipelines", "flows")
     ]
-    vault = (
-        "tests/utils/test_vault_provider.py::"
-        + "test_every_pipeline_resolves_its_documented_secrets_from_the_vault"
-    )
     consistency = [
-        "tests/deploy/test_prefect_yaml.py",
-        "tests/flows/test_operations.py::test_every_pipeline_declares_a_freshness_bound",
-        *(f"{vault}[{name}]" for name in VARIANTS),
+        "tests/flows/test_operations.py::test_every_declared_pipeline_has_a_freshness_bound",
+        "tests/pipelines/test_destinations.py",
+        "tests/deploy/test_docs.py",
     ]
-    done = run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *consistency], scaffolded)
+    if (root / "tools" / "deployments.py").is_file():  # prefect.yaml is generated from the declarations
+        done = run([PYTHON, "-m", "tools.deployments"], root)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert all(f"flows/{name}.py:{name}_flow" in (root / "prefect.yaml").read_text() for name in VARIANTS)
+        consistency += ["tests/deploy/test_prefect_yaml.py", "tests/deploy/test_generated.py"]
+    done = run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *consistency], root)
     summary = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, summary
     passed = int(re.search(r"(\d+) passed", done.stdout).group(1))  # type: ignore[union-attr]
@@ -217,7 +223,7 @@ def refuse(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> s
         ("runtime", "top-level config section"),
         ("x" * 33, "longer than 32"),
         ("currencies", "sources/currencies already exists"),
-        ("hubspot", "prefect.yaml: deployment 'hubspot-daily' already uses"),
+        ("hubspot", "pipelines/declarations/hubspot.yaml already exists"),
     ],
 )
 def test_bad_or_taken_names_are_refused(
@@ -246,45 +252,36 @@ def test_bad_options_are_refused(
     [
         ("tests/fakes/new_pipeline.py", "tests/fakes/new_pipeline.py already exists"),
         ("pipelines/new_pipeline.py", "pipelines/new_pipeline.py already exists"),
-        ("freshness", "FRESHNESS_BOUNDS already has 'new_pipeline'"),
+        ("docs/new_pipeline.md", "docs/new_pipeline.md already exists"),
+        ("pipelines/declarations/new_pipeline.yaml", "new_pipeline.yaml already exists"),
+        ("deployment", "pipelines/declarations/hubspot.yaml: 'hubspot' already uses 'new_pipeline'"),
         ("config", "[sources.new_pipeline] already exists"),
-        ("prefect.yaml", "already uses 'new_pipeline'"),
     ],
 )
 def test_a_name_in_use_anywhere_is_refused_and_nothing_is_overwritten(
     tmp_path: Path, where: str, reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = copy_repository(tmp_path / "repo")
-    if where == "freshness":
-        path = root / "pipelines" / "_catalogue.py"
-        path.write_text(
-            path.read_text().replace(
-                "FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {\n",
-                'FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {\n    "new_pipeline": dt.timedelta(1),\n'
-                "",
-            )
-        )
+    if where == "deployment":
+        path = root / "pipelines" / "declarations" / "hubspot.yaml"
+        path.write_text(path.read_text().replace("name: hubspot-daily", "name: new-pipeline-daily"))
     elif where == "config":
         with (root / ".dlt" / "config.toml").open("a") as config:
             config.write('\n[sources.new_pipeline]\nbase_url = "https://example.invalid"\n')
-    elif where == "prefect.yaml":
-        path = root / "prefect.yaml"
-        path.write_text(
-            path.read_text().replace(
-                "tags: [dlt, hubspot, daily]", "tags: [dlt, hubspot, daily, new_pipeline]"
-            )
-        )
     else:
         (root / where).write_text("# someone's work in progress\n")
     assert reason in refuse(root, ["new_pipeline", "--primary-key", "id"], capsys)
-    if where.endswith(".py"):
+    if "/" in where:
         assert (root / where).read_text() == "# someone's work in progress\n"
 
 
-def test_next_steps_walk_the_six_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_creates_and_walks_the_six_steps(tmp_path: Path) -> None:
     root = copy_repository(tmp_path / "repo")
-    assert scaffold.main(["web_orders", "--kind", "sql", "--write-disposition", "replace"], root=root) == 0
-    out = capsys.readouterr().out
+    options = ["web_orders", "--kind", "sql", "--write-disposition", "replace"]
+    command = [PYTHON, "-m", "tools.scaffold", *options]
+    done = run(command, root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
     steps = re.findall(r"^  (\d)\. (\w+)", out, re.MULTILINE)
     assert steps == [
         ("1", "Source"),
@@ -295,10 +292,12 @@ def test_next_steps_walk_the_six_steps(tmp_path: Path, capsys: pytest.CaptureFix
         ("6", "Secrets"),
     ]
     assert "uv run pytest tests/sources/test_web_orders.py" in out
-    assert "created  pipelines/web_orders.py" in out and "updated  prefect.yaml" in out
+    assert "uv run python -m tools.deployments" in out and "[sources.web_orders]" in out
+    assert "created  pipelines/declarations/web_orders.yaml" in out and "updated" not in out
     # a second run of the same command refuses: the name is now taken
     before = snapshot(root)
-    assert scaffold.main(["web_orders", "--kind", "sql", "--write-disposition", "replace"], root=root) == 2
+    again = run(command, root)
+    assert again.returncode == 2 and "nothing was written" in again.stderr
     assert snapshot(root) == before
 
 
@@ -307,11 +306,12 @@ def test_the_agent_skill_uses_the_scaffolder_and_walks_the_six_steps() -> None:
     front, _, body = text.removeprefix("---\n").partition("\n---\n")
     meta = yaml.safe_load(front)
     assert meta["name"] == "add-dlt-pipeline" and len(meta["description"]) > 50
-    assert "uv run python -m utils.scaffold NAME" in body
+    assert "uv run python -m tools.scaffold NAME" in body and "utils.scaffold" not in body
     headings = re.findall(r"^## ([1-6])\. (\w+)", body, re.MULTILINE)
     assert [h[1] for h in headings] == ["Source", "Pipeline", "Flow", "Deployment", "Test", "Secrets"]
     em_dash = "\u2014"  # house style: spaced hyphens
-    assert em_dash not in text and em_dash not in (REPO / "utils" / "scaffold.py").read_text()
+    scaffolder = [p for p in (REPO / "tools" / "scaffold").rglob("*") if p.suffix in (".py", ".jinja")]
+    assert em_dash not in text and not [p for p in scaffolder if em_dash in p.read_text()]
 
 
 def test_a_taken_name_is_reported_as_taken_whatever_is_on_the_import_path(
