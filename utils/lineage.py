@@ -33,7 +33,7 @@ from dlt.common.pipeline import NormalizeInfo
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
 from pipelines._catalogue import Declaration, declaration
-from utils.runner import RunReport
+from utils.report import RunReport
 
 logger = logging.getLogger("data_pipelines.lineage")
 
