@@ -14,6 +14,8 @@ inside the task, so importing a flow stays cheap). Everything operational happen
 - progress: a run that lasts longer than :data:`PROGRESS_AFTER_SECONDS` (a backfill, a first or full
   load) publishes a progress artefact ``<pipeline>-progress`` that moves to 100 % as the steps finish;
 - logs: dlt's and the runner's loggers are routed into the Prefect run log;
+- lineage: a successful load claims the destination tables it wrote as Prefect assets, keyed by
+  their URIs, with the declaration's upstream as dependencies (:mod:`utils.lineage`);
 - alerts: a flow that fails after its tasks' last retry calls :func:`utils.alerts.alert_on_failure`.
 """
 
@@ -39,7 +41,7 @@ from prefect.context import TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.runtime import task_run
 
-from utils import vault_provider
+from utils import lineage, vault_provider
 from utils.alerts import alert_on_failure
 from utils.deploy_env import check_when_deploying
 from utils.runner import PipelineBusyError, RunReport, attempt, failed_report
@@ -114,13 +116,21 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
     The pipeline name is taken from ``run``'s module (``pipelines.<name>``). Every attempt of the task
     is one run to the runner (the task run's id is the :func:`utils.runner.attempt` key), so a retry
     finishes the load packages the failed attempt left behind instead of reading the source again.
+    Once the load has succeeded, the tables it wrote are materialised as Prefect assets (a nested
+    ``materialise <pipeline> tables`` task run; see :mod:`utils.lineage`).
     """
     vault_provider.register()  # before run() creates the pipeline and its destination
     logger = get_run_logger()
     pipeline_name = run.__module__.rsplit(".", 1)[-1]
     if (task_run.run_count or 1) > 1:
         logger.warning("attempt %s: resuming pending load packages if there are any", task_run.run_count)
-    with single_flight(pipeline_name), attempt(str(task_run.id), on_start=on_pipeline_start):
+    started: list[dlt.Pipeline] = []
+
+    def on_start(pipeline: dlt.Pipeline) -> None:
+        started.append(pipeline)
+        on_pipeline_start(pipeline)
+
+    with single_flight(pipeline_name), attempt(str(task_run.id), on_start=on_start):
         try:
             report = run(**params)
         except PipelineStepFailed as exc:
@@ -130,6 +140,8 @@ def run_load(run: Callable[..., RunReport], **params: Any) -> dict[str, Any]:
             raise
     publish_report(report)
     ProgressArtifact.finish_current()
+    if started:
+        lineage.materialise(report, started[-1])
     logger.info(
         "loaded %s rows into %s.%s", f"{report.total_rows:,}", report.destination, report.dataset_name
     )

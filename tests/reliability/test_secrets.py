@@ -113,7 +113,7 @@ def test_hubspot_token_in_prefect_artefacts_logs_and_states(
 ) -> None:
     import flows.hubspot as flow_module
     from pipelines import hubspot as pipeline
-    from tests.fixtures.prefect import artifacts, logs, without_retry_delay
+    from tests.fixtures.prefect import artifacts, asset_events, logs, without_retry_delay
 
     without_retry_delay(monkeypatch, flow_module, "load_hubspot")
     hubspot.token = HUBSPOT_CANARY
@@ -133,7 +133,8 @@ def test_hubspot_token_in_prefect_artefacts_logs_and_states(
         run_id = state.state_details.flow_run_id
         reports = [f"{a.data}\n{a.description}" for a in artifacts(run_id)]
         assert reports and any("hubspot" in str(r) for r in reports)
-        trap.add(str(state.message), *reports, *[r.message for r in logs(run_id)])
+        events = [e.model_dump_json() for e in asset_events(run_id, expect=int(state.is_completed()))]
+        trap.add(str(state.message), *reports, *[r.message for r in logs(run_id)], *events)
     message = str(states[1].message)
     assert "401 INVALID_AUTHENTICATION" in message and "token was rejected" in message, message
     trap.assert_clean([HUBSPOT_CANARY])
