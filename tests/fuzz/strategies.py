@@ -77,17 +77,16 @@ def mutated(draw: st.DrawFn, valid: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def with_duplicates(records: st.SearchStrategy[list[Any]]) -> st.SearchStrategy[list[Any]]:
+@st.composite
+def with_duplicates(draw: st.DrawFn, records: st.SearchStrategy[list[Any]]) -> list[Any]:
     """Lists of records in which one record may be repeated (same key, perhaps another value)."""
-
-    @st.composite
-    def build(draw: st.DrawFn) -> list[Any]:
-        items = list(draw(records))
-        if items and draw(st.booleans()):
-            items.insert(draw(st.integers(0, len(items))), items[draw(st.integers(0, len(items) - 1))])
-        return items
-
-    return build()
+    items = list(draw(records))
+    repeat: bool = draw(st.booleans())
+    if items and repeat:
+        where: int = draw(st.integers(0, len(items)))
+        which: int = draw(st.integers(0, len(items) - 1))
+        items.insert(where, items[which])
+    return items
 
 
 def _encode(payload: Any, ndjson: bool) -> bytes:
