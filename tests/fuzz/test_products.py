@@ -5,8 +5,8 @@ is the values themselves. Each example empties ``public.products`` (pgserver), w
 rows plus generated ones (huge and unusual text, extreme and NaN prices, extreme integers, arbitrary
 JSON, arrays with NULLs, dates and timestamps at PostgreSQL's extremes and ``infinity``, NULL cursors)
 and loads into an empty warehouse. Allowed: a clean load holding every row with its values, or a
-typed error (:class:`sources.products.ProductsDatabaseError` or ``ValueError``-free dlt wrapping of
-it) that names products/PostgreSQL, with nothing loaded.
+typed error (:class:`sources.products.ProductsDatabaseError`, or dlt's wrapping of it) that names
+products, with nothing loaded.
 """
 
 from __future__ import annotations
