@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +26,31 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 class ApiError(RuntimeError):
     """A provider's API answered in a way the source cannot use: an HTTP error or a malformed body."""
+
+
+def sample_of(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about what a provider sent: they
+    must stay readable whatever arrived (a megabyte string, a 4,000-digit number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit for printing
+        return f"<an integer of more than {sys.get_int_max_str_digits()} digits>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def loads(data: bytes | str) -> Any:
+    """``json.loads`` where a body nested past the parser's depth limit is a ``ValueError`` like any other
+    malformed JSON. The standard library's C parser is used rather than ``response.json()`` (simplejson,
+    pure Python here): recursing a Python parser to the limit also breaks unrelated finalisers."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested deeper than the parser's limit") from None
+
+
+def json_body(response: requests.Response) -> Any:
+    """The decoded JSON body of ``response``; ``ValueError`` if it is not JSON (any depth, any size)."""
+    return loads(response.content)
 
 
 def redact_url(url: str) -> str:
@@ -76,8 +102,8 @@ def check_response(response: requests.Response, what: str) -> requests.Response:
 def parse_json(response: requests.Response, what: str) -> Any:
     """Decode a JSON body or raise :class:`ApiError` saying what came back instead."""
     try:
-        return response.json()
-    except (json.JSONDecodeError, requests.exceptions.JSONDecodeError, ValueError) as exc:
+        return json_body(response)
+    except ValueError as exc:
         content_type = response.headers.get("Content-Type", "no content type")
         sample = response.text[:120].replace("\n", " ")
         raise ApiError(
@@ -100,7 +126,7 @@ def get_json(client: RESTClient, path: str, what: str, params: Mapping[str, Any]
 
 def _provider_message(response: requests.Response) -> str:
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         return response.text[:200].strip()
     if isinstance(body, dict):

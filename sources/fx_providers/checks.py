@@ -10,7 +10,7 @@ from typing import Any, Final, Literal, get_args
 import requests
 from dlt.sources.helpers.rest_client import RESTClient
 
-from utils.http import ApiError, redact_url
+from utils.http import ApiError, redact_url, sample_of
 
 Provider = Literal["frankfurter", "openexchangerates"]
 PROVIDERS: Final = get_args(Provider)
@@ -19,6 +19,9 @@ BASE_URLS: Final[dict[str, str]] = {
     "openexchangerates": "https://openexchangerates.org/api",
 }
 ISO_CODE: Final = re.compile(r"^[A-Z]{3}$")
+ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+"""The one date form the providers document; ``date.fromisoformat`` alone also takes ``20261116`` and
+``2026-W47-1`` (and ``str()`` of a number), which no provider sends on purpose."""
 
 Row = tuple[dt.date, str, float]
 """One rate: the date it applies to, the quote currency and units of quote per unit of base."""
@@ -26,27 +29,32 @@ Row = tuple[dt.date, str, float]
 
 # what the providers send: a bad value is an ApiError ------------------------------------------
 def parse_date(value: Any, where: str) -> dt.date:
-    """A ``YYYY-MM-DD`` date sent by a provider."""
+    """A ``YYYY-MM-DD`` date sent by a provider (text only: a number or an object is not a date)."""
     try:
-        return dt.date.fromisoformat(str(value))
+        if isinstance(value, str) and ISO_DATE.match(value):
+            return dt.date.fromisoformat(value)
     except ValueError:
-        raise ApiError(f"{where}: {value!r} is not a YYYY-MM-DD date") from None
+        pass
+    raise ApiError(f"{where}: {sample_of(value)} is not a YYYY-MM-DD date")
 
 
 def check_code(code: Any, where: str) -> str:
     """A three-letter upper-case currency code sent by a provider."""
     if not isinstance(code, str) or not ISO_CODE.match(code):
-        raise ApiError(f"{where}: {code!r} is not a three-letter ISO 4217 code")
+        raise ApiError(f"{where}: {sample_of(code)} is not a three-letter ISO 4217 code")
     return code
 
 
 def check_rate(value: Any, where: str) -> float:
     """A finite, positive rate sent by a provider."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(f"{where}: rate {value!r} is not a number")
-    rate = float(value)
+        raise ApiError(f"{where}: rate {sample_of(value)} is not a number")
+    try:
+        rate = float(value)
+    except OverflowError:  # an integer beyond float range (JSON allows any number of digits)
+        rate = math.inf
     if not math.isfinite(rate) or rate <= 0:
-        raise ApiError(f"{where}: rate {value!r} is not a positive number")
+        raise ApiError(f"{where}: rate {sample_of(value)} is not a positive number")
     return rate
 
 

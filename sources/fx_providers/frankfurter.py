@@ -9,7 +9,6 @@ row (base = quote, rate 1.0). Rows are passed on as sent, validated; the caller 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,7 +17,7 @@ import requests
 from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.fx_providers.checks import Row, check_code, check_rate, get, parse_date
-from utils.http import ApiError, check_response, get_json, parse_json, redact_url
+from utils.http import ApiError, check_response, get_json, loads, parse_json, redact_url, sample_of
 
 NDJSON: Final = "application/x-ndjson"
 
@@ -105,13 +104,17 @@ def frankfurter_currencies(client: RESTClient, *, legacy: bool) -> list[dict[str
         code = check_code(item.get("iso_code"), f"{what} item {index}")
         if not isinstance(item.get("name"), str) or not item["name"]:
             raise ApiError(f"{what}: item {index} ({code}) has no name")
-        numeric = item.get("iso_numeric")
+        symbol = item.get("symbol")
+        if symbol is not None and not isinstance(symbol, str):
+            raise ApiError(
+                f"{what}: item {index} ({code}) has a symbol that is not text: {sample_of(symbol)}"
+            )
         rows.append(
             {
                 "iso_code": code,
-                "iso_numeric": None if numeric is None else str(numeric).zfill(3),
+                "iso_numeric": _iso_numeric(item.get("iso_numeric"), f"{what}: {code}.iso_numeric"),
                 "name": item["name"],
-                "symbol": item.get("symbol"),
+                "symbol": symbol,
                 "start_date": _optional_date(item.get("start_date"), f"{what}: {code}.start_date"),
                 "end_date": _optional_date(item.get("end_date"), f"{what}: {code}.end_date"),
             }
@@ -120,12 +123,23 @@ def frankfurter_currencies(client: RESTClient, *, legacy: bool) -> list[dict[str
 
 
 def _optional_date(value: Any, where: str) -> dt.date | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ApiError(f"{where}: {value!r} is not a date (YYYY-MM-DD expected)") from None
+        return parse_date(value, where)
+    except ApiError:
+        raise ApiError(f"{where}: {sample_of(value)} is not a date (YYYY-MM-DD expected)") from None
+
+
+def _iso_numeric(value: Any, where: str) -> str | None:
+    """ISO 4217's three-digit number as text (``"008"``); Frankfurter sends text, a number is padded."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 999:
+        return str(value).zfill(3)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
+        return value.zfill(3)
+    raise ApiError(f"{where}: {sample_of(value)} is not an ISO 4217 numeric code (three digits)")
 
 
 def _ndjson(response: requests.Response, what: str) -> Iterator[Any]:
@@ -134,7 +148,7 @@ def _ndjson(response: requests.Response, what: str) -> Iterator[Any]:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                yield loads(line)
             except ValueError:
                 sample = line[:80].decode("utf-8", "replace")
                 raise ApiError(
@@ -152,6 +166,6 @@ def _row(item: Any, index: int, what: str, base: str) -> Row:
         raise ApiError(f"{what}: record {index} is {type(item).__name__}, not an object")
     day = parse_date(item.get("date"), f"{what}: record {index} date")
     if item.get("base") != base:
-        raise ApiError(f"{what}: record {index} has base {item.get('base')!r}, asked for {base}")
+        raise ApiError(f"{what}: record {index} has base {sample_of(item.get('base'))}, asked for {base}")
     quote = check_code(item.get("quote"), f"{what}: record {index} quote")
     return day, quote, check_rate(item.get("rate"), f"{what}: {day} {base}/{quote}")

@@ -15,7 +15,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from sources.fx_providers.checks import Row, check_code, check_rate, get, parse_date
-from utils.http import ApiError, check_response, get_json, parse_json
+from utils.http import ApiError, check_response, get_json, json_body, parse_json, sample_of
 
 TIME_SERIES_DAYS: Final = 31
 """Open Exchange Rates answers time-series requests of at most 31 days."""
@@ -83,7 +83,7 @@ def oxr_currencies(client: RESTClient, *, show_inactive: bool) -> dict[str, str]
     for code, name in body.items():
         check_code(code, what)
         if not isinstance(name, str):
-            raise ApiError(f"{what}: {code} has a non-text name {name!r}")
+            raise ApiError(f"{what}: {code} has a non-text name {sample_of(name)}")
     return dict(body)
 
 
@@ -115,7 +115,7 @@ def _json(client: RESTClient, path: str, what: str, params: dict[str, str], app_
 
 def _message(response: requests.Response) -> str | None:
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         return None
     return body.get("message") if isinstance(body, dict) else None

@@ -36,7 +36,7 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
 from sources.hubspot.limits import WINDOW_MARGIN, RateLimitedAdapter, SlidingWindowLimiter
-from utils.http import ApiError, api_client, check_response, parse_json, redact_text
+from utils.http import ApiError, api_client, check_response, json_body, parse_json, redact_text, sample_of
 
 PAGE_SIZE: Final = 100
 """The most records HubSpot returns per list page (and ids per object batch read)."""
@@ -50,6 +50,9 @@ BENIGN_BATCH_ERRORS: Final = frozenset({"crm.associations.NO_ASSOCIATIONS_FOUND"
 SEARCH_RESULT_CAP: Final = 10_000
 """HubSpot's search endpoints return at most this many results per query, however many match."""
 ASSOCIATION_BATCH: Final = 1_000
+MIN_MS: Final = -62_135_596_800_000
+MAX_MS: Final = 253_402_300_799_999
+"""Epoch milliseconds of 0001-01-01 and 9999-12-31 23:59:59.999 UTC: the range a timestamp column holds."""
 """The most ids one association batch read accepts."""
 
 
@@ -85,7 +88,24 @@ class _HubSpotRESTClient(RESTClient):
                     f"(keys {sorted(record)[:10]}); a record without its primary key cannot be merged - "
                     "nothing from this run is loaded"
                 )
+            if not _is_object_id(record["id"]):
+                raise HubSpotError(
+                    f"HubSpot page: {where} returned record {index} with id {sample_of(record['id'])}, "
+                    "not a numeric object id - nothing from this run is loaded"
+                )
+            if not isinstance(record.get("properties") or {}, dict):
+                raise HubSpotError(
+                    f"HubSpot page: {where} returned record {record['id']} whose properties are not an "
+                    f"object ({sample_of(record['properties'])}) - nothing from this run is loaded"
+                )
         return results
+
+
+def _is_object_id(value: Any) -> bool:
+    """HubSpot object ids are positive integers, sent as text (or, by some endpoints, as numbers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value > 0
+    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19
 
 
 def _shape(body: Any) -> str:
@@ -108,7 +128,7 @@ def hubspot_json(response: requests.Response, what: str, secrets: Iterable[str] 
 
 def _auth_message(response: requests.Response, what: str) -> str:
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
@@ -427,17 +447,30 @@ def _filter(property_name: str, operator: str, value: int) -> dict[str, str]:
 
 
 def _modified_ms(record: dict[str, Any], cursor_property: str) -> int:
-    value = (record.get("properties") or {}).get(cursor_property) or record.get("updatedAt")
+    properties = record.get("properties") or {}
+    value = (properties.get(cursor_property) if isinstance(properties, dict) else None) or record.get(
+        "updatedAt"
+    )
     if not value:
         raise HubSpotError(f"HubSpot record {record.get('id')} has no {cursor_property}")
     return to_ms(value)
 
 
-def to_ms(value: str | int) -> int:
-    """Epoch milliseconds from HubSpot's ISO 8601 timestamps (or epoch milliseconds)."""
-    if isinstance(value, int) or str(value).isdigit():
-        return int(value)
-    parsed = pendulum.parse(str(value))
-    if not isinstance(parsed, pendulum.DateTime):
-        raise HubSpotError(f"HubSpot timestamp {value!r} is not a date and time")
-    return round(parsed.timestamp() * 1000)
+def to_ms(value: Any) -> int:
+    """Epoch milliseconds from HubSpot's ISO 8601 timestamps (or epoch milliseconds); anything else,
+    or a time outside years 1-9999, is a :class:`HubSpotError`."""
+    ms: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        ms = int(value)
+    elif isinstance(value, str):
+        try:
+            parsed = pendulum.parse(value)
+        except (ValueError, OverflowError, pendulum.parsing.exceptions.ParserError):
+            parsed = None
+        if isinstance(parsed, pendulum.DateTime):
+            ms = round(parsed.timestamp() * 1000)
+    if ms is None or not MIN_MS <= ms <= MAX_MS:
+        raise HubSpotError(f"HubSpot timestamp {sample_of(value)} is not a date and time")
+    return ms

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from utils.http import json_body
+
 WINDOW_MARGIN: Final = 0.1
 """Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
 jitter can bring two requests sent a full window apart closer together than that."""
@@ -98,7 +100,7 @@ def rate_limit_wait(response: requests.Response) -> int:
     Milliseconds``, 10 s). dlt's retrying session then waits that long, capped by ``[runtime]
     request_max_retry_delay``, for at most ``request_max_attempts`` attempts."""
     try:
-        policy = str(response.json().get("policyName") or "")
+        policy = str(json_body(response).get("policyName") or "")
     except (ValueError, AttributeError):
         policy = ""
     if policy == "SECONDLY":

@@ -14,7 +14,8 @@ from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 
-from sources.hubspot.client import SEARCH_RESULT_CAP, HubSpotClient, to_ms
+from sources.hubspot.client import SEARCH_RESULT_CAP, HubSpotClient, HubSpotError, to_ms
+from utils.http import sample_of
 
 DEFAULT_BASE_URL: Final = "https://api.hubapi.com"
 DEFAULT_OBJECTS: Final = ("contacts", "companies", "deals")
@@ -45,6 +46,9 @@ STATE_KEY: Final = "modified_since_ms"
 MERGED_IDS: Final = "hs_merged_object_ids"
 """The property in which HubSpot lists the ids merged into a record (semicolon-separated)."""
 INTEGER_PROPERTIES: Final = frozenset({"hs_object_id"})
+MAX_DECIMAL_DIGITS: Final = 28
+"""Digits a number property may have on either side of the point to load as a decimal (dlt's default
+decimal is 38 digits with 9 after the point); longer or non-finite values load as text."""
 """Number properties that are identifiers: loaded as integers rather than decimals."""
 
 
@@ -205,15 +209,22 @@ def merged_away(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def to_row(record: dict[str, Any], kinds: dict[str, str], archived: bool = False) -> dict[str, Any]:
     """A flat row: ``id``, timestamps, the archived flag, then every property, typed."""
+    flag = record.get("archived", archived)
+    properties = record.get("properties") or {}
+    if not isinstance(flag, bool) or not isinstance(properties, dict):
+        raise HubSpotError(
+            f"HubSpot record {sample_of(record.get('id'))}: 'archived' must be true or false and "
+            f"'properties' an object (got {sample_of(flag)} and a {type(properties).__name__})"
+        )
     row: dict[str, Any] = {
         "id": str(record["id"]),
         "created_at": _datetime(record.get("createdAt")),
         "updated_at": _datetime(record.get("updatedAt")),
-        "archived": bool(record.get("archived", archived)),
+        "archived": flag,
         "archived_at": _datetime(record.get("archivedAt")),
         "merged_into_id": None,
     }
-    for name, value in (record.get("properties") or {}).items():
+    for name, value in properties.items():
         row[f"property_{name}" if name in METADATA else name] = typed(
             value, "integer" if name in INTEGER_PROPERTIES else kinds.get(name, "string")
         )
@@ -229,7 +240,9 @@ def typed(value: Any, kind: str) -> Any:
         if kind == "integer":
             return int(text)
         if kind == "number":
-            return Decimal(text)
+            number = Decimal(text)
+            # past what a warehouse decimal holds (or NaN/Infinity): kept as the text HubSpot sent
+            return number if number.is_finite() and abs(number.adjusted()) <= MAX_DECIMAL_DIGITS else text
         if kind == "bool":
             return text.lower() == "true"
         if kind == "datetime":
@@ -237,7 +250,7 @@ def typed(value: Any, kind: str) -> Any:
         if kind == "date":
             parsed = _datetime(text)
             return parsed.date() if parsed else None
-    except (InvalidOperation, ValueError, pendulum.parsing.exceptions.ParserError):
+    except (InvalidOperation, ValueError, HubSpotError, pendulum.parsing.exceptions.ParserError):
         return text  # never drop a value: an unparseable one lands as text (a dlt variant column)
     return text
 
