@@ -73,6 +73,20 @@ class Scenario:
 
 
 # shared checks -------------------------------------------------------------------------------------
+def after_a_first_run(
+    request: pytest.FixtureRequest, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The scenario's look-alike, seeded, after a first successful run into this test's warehouse and
+    then changed; its requests are forgotten, so faults are scripted from here on."""
+    fake = request.getfixturevalue(scenario.fake)
+    request.getfixturevalue("warehouse")
+    scenario.seed(fake, monkeypatch)
+    scenario.run(**scenario.first_run)
+    scenario.change(fake)
+    fake.reset()
+    return fake
+
+
 def snapshot(warehouse: Warehouse, dataset: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table of ``dataset`` with all its rows, in a stable order (dlt's tables left out)."""
     return {

@@ -25,6 +25,7 @@ from tests.reliability.scenarios import (
     HUBSPOT_SCENARIO,
     PRODUCTS_SCENARIO,
     Scenario,
+    after_a_first_run,
     completed_loads,
     stored_state,
 )
@@ -72,14 +73,7 @@ def bookkeeping(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Bookkeepi
 
 @pytest.fixture
 def source(request: pytest.FixtureRequest, scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The scenario's source after a first good run into this test's warehouse, then changed."""
-    fake = request.getfixturevalue(scenario.fake)
-    request.getfixturevalue("warehouse")
-    scenario.seed(fake, monkeypatch)
-    scenario.run(**scenario.first_run)
-    scenario.change(fake)
-    fake.reset()
-    return fake
+    return after_a_first_run(request, scenario, monkeypatch)
 
 
 def assert_consistent(scenario: Scenario, warehouse: Warehouse, source: Any) -> None:

@@ -21,6 +21,7 @@ from tests.fixtures.warehouse import Warehouse
 from tests.reliability.scenarios import (
     PausedRun,
     Scenario,
+    after_a_first_run,
     completed_loads,
     scenario_params,
     snapshot,
@@ -33,14 +34,7 @@ pytestmark = pytest.mark.reliability
 
 @pytest.fixture
 def source(request: pytest.FixtureRequest, scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The scenario's look-alike, seeded, after a first successful run into this test's warehouse."""
-    fake = request.getfixturevalue(scenario.fake)
-    request.getfixturevalue("warehouse")
-    scenario.seed(fake, monkeypatch)
-    scenario.run(**scenario.first_run)
-    scenario.change(fake)
-    fake.reset()  # forget the first run's requests; faults are scripted from here on
-    return fake
+    return after_a_first_run(request, scenario, monkeypatch)
 
 
 def assert_failed_run_changed_nothing(
