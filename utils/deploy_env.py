@@ -51,7 +51,7 @@ def explain(names: list[str]) -> str:
     """A message naming each missing variable and what to set it to."""
     lines = [f"prefect deploy needs {len(names)} environment variable(s) that are not set:"]
     lines += [f"  {name}: {REQUIRED[name]}" for name in names]
-    lines.append("Nothing was registered. Set them (see .envrc.example and docs/operations.md) and re-run.")
+    lines.append("Nothing was registered. Set them (see .envrc.example and docs/deploying.md) and re-run.")
     return "\n".join(lines)
 
 
