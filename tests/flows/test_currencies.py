@@ -11,7 +11,7 @@ from prefect.states import State
 
 import flows.currencies as flow_module
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
-from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
+from tests.fixtures.prefect import artifacts, run_flow, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -26,12 +26,12 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_flow_loads_and_publishes_a_run_report(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:
-    state: State[Any] = flow_module.currencies_flow(return_state=True)
-    assert state.is_completed()
-    result = state.result()
+    run = run_flow(flow_module.currencies_flow)
+    assert run.state.is_completed()
+    result = run.value
     assert result["rows_by_table"] == {"currencies": sum(1 for c in CURRENCIES if c.end is None)}
     assert warehouse.scalar("select count(*) from currencies.currencies") == result["total_rows"]
-    [artifact] = artifacts(state.state_details.flow_run_id)
+    [artifact] = artifacts(run.id)
     assert artifact.key == "currencies-run-report"
     assert json.loads(artifact.data) == [
         {"table": "currencies", "rows": result["total_rows"], "new columns": "(new table)"}

@@ -10,7 +10,7 @@ from prefect.states import State
 
 import flows.exchange_rates as flow_module
 from tests.fakes.frankfurter import FakeFrankfurter
-from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
+from tests.fixtures.prefect import artifacts, run_flow, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -28,16 +28,18 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_backfill_then_daily_flow(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:
-    state: State[Any] = flow_module.exchange_rates_backfill_flow(
-        start_date=dt.date(2026, 11, 2), end_date=dt.date(2026, 11, 13), return_state=True
+    backfill = run_flow(
+        flow_module.exchange_rates_backfill_flow,
+        start_date=dt.date(2026, 11, 2),
+        end_date=dt.date(2026, 11, 13),
     )
-    assert state.is_completed()
-    assert state.result()["rows_by_table"] == {"rates": 2 * 10}
-    assert [a.key for a in artifacts(state.state_details.flow_run_id)] == ["exchange-rates-run-report"]
+    assert backfill.state.is_completed()
+    assert backfill.value["rows_by_table"] == {"rates": 2 * 10}
+    assert [a.key for a in artifacts(backfill.id)] == ["exchange-rates-run-report"]
 
     frankfurter.reset()
-    state = flow_module.exchange_rates_daily_flow(return_state=True)
-    assert state.is_completed() and state.result()["rows_by_table"] == {"rates": 2 * 5}
+    daily = run_flow(flow_module.exchange_rates_daily_flow)
+    assert daily.state.is_completed() and daily.value["rows_by_table"] == {"rates": 2 * 5}
     assert [r.param("from") for r in frankfurter.requests_to("/rates")] == ["2026-11-14"]
     assert warehouse.scalar("select count(*) from exchange_rates.rates") == 30
     assert (

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from prefect.states import State
 
 import flows.hubspot as flow_module
 from tests.fakes.hubspot import FakeHubSpot
-from tests.fixtures.prefect import artifacts
+from tests.fixtures.prefect import artifacts, run_flow
 from tests.fixtures.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -25,12 +23,12 @@ def test_flow_loads_incrementally_and_publishes_a_run_report(
     hubspot: FakeHubSpot, warehouse: Warehouse
 ) -> None:
     ids = hubspot.add("deals", 120)
-    first: State[Any] = flow_module.hubspot_flow(objects=["deals"], return_state=True)
-    assert first.is_completed() and first.result()["rows_by_table"] == {"deals": 120}
+    first = run_flow(flow_module.hubspot_flow, objects=["deals"])
+    assert first.state.is_completed() and first.value["rows_by_table"] == {"deals": 120}
     hubspot.modify("deals", ids[:7], dealstage="closedwon")
-    second: State[Any] = flow_module.hubspot_flow(objects=["deals"], return_state=True)
-    assert second.result()["rows_by_table"] == {"deals": 7}
+    second = run_flow(flow_module.hubspot_flow, objects=["deals"])
+    assert second.value["rows_by_table"] == {"deals": 7}
     assert warehouse.scalar("select count(*) from hubspot.deals where dealstage = 'closedwon'") == 7
-    [report] = artifacts(second.state_details.flow_run_id)
+    [report] = artifacts(second.id)
     assert report.key == "hubspot-run-report"
     assert {"table": "deals", "rows": 7, "new columns": ""} in json.loads(report.data)

@@ -29,7 +29,7 @@ from tests.fakes.hubspot import FakeHubSpot
 from tests.fixtures.aws import Aws
 from tests.fixtures.faults import Faults
 from tests.fixtures.postgres import ProductsDb
-from tests.fixtures.prefect import asset_events, without_retry_delay
+from tests.fixtures.prefect import asset_events, run_flow, without_retry_delay
 from tests.fixtures.snowflake import CREDENTIALS_ENV, Snowflake
 from tests.fixtures.warehouse import Warehouse
 
@@ -64,8 +64,8 @@ def assert_declared(event: Any, pipeline: str) -> None:
 
 
 def test_currencies_claims_its_table(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:
-    state: State[Any] = currencies_flow.currencies_flow(return_state=True)
-    claims = succeeded(state, expect=1)
+    run = run_flow(currencies_flow.currencies_flow)
+    claims = succeeded(run.state, expect=1)
     key = duckdb_key(warehouse, "currencies", "currencies")
     assert set(claims) == {key}
     event = claims[key]
@@ -73,7 +73,7 @@ def test_currencies_claims_its_table(frankfurter: FakeFrankfurter, warehouse: Wa
     assert_declared(event, "currencies")
     rows = warehouse.scalar("select count(*) from currencies.currencies")
     assert event.payload["rows_loaded"] == rows > 0
-    assert event.payload["load_ids"] == state.result()["load_ids"] != []
+    assert event.payload["load_ids"] == run.value["load_ids"] != []
     assert (
         event.payload["new_table"] is True
         and event.resource["prefect.resource.name"] == "currencies.currencies"
@@ -192,9 +192,9 @@ def test_a_retry_that_finishes_the_failed_attempts_package_claims_its_rows(
 ) -> None:
     without_retry_delay(monkeypatch, currencies_flow, "load_currencies")
     faults.fail_load()
-    state: State[Any] = currencies_flow.currencies_flow(return_state=True)
-    assert state.result()["extracted"] is False, "the retry only loaded the pending package"
-    claims = succeeded(state, expect=1)
+    run = run_flow(currencies_flow.currencies_flow)
+    assert run.value["extracted"] is False, "the retry only loaded the pending package"
+    claims = succeeded(run.state, expect=1)
     assert assert_claims_every_table(claims, warehouse, "currencies") == {"currencies"}
 
 

@@ -22,7 +22,7 @@ import flows.freshness as freshness_module
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
 from tests.fakes.webhook import FakeWebhook
 from tests.fixtures.faults import Faults
-from tests.fixtures.prefect import artifacts, logs, task_runs, without_retry_delay
+from tests.fixtures.prefect import artifacts, logs, run_flow, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 from utils import orchestration
 
@@ -71,12 +71,12 @@ def test_a_retry_after_a_late_failure_finishes_the_package_without_rereading(
     frankfurter: FakeFrankfurter, warehouse: Warehouse, faults: Faults, step: str
 ) -> None:
     getattr(faults, f"fail_{step}")()
-    state = run_currencies()
-    assert state.is_completed()
-    [(task_run, states)] = task_runs(state.state_details.flow_run_id)
+    run = run_flow(currencies_flow_module.currencies_flow)
+    assert run.state.is_completed()
+    [(task_run, states)] = task_runs(run.id)
     assert task_run.run_count == 2 and [s.name for s in states].count("Retrying") == 1
     assert len(frankfurter.requests) == 1, "the source was read once"
-    result = state.result()
+    result = run.value
     assert result["extracted"] is False and len(result["resumed_load_ids"]) == 1
     assert warehouse.scalar("select count(*) from currencies.currencies") == ACTIVE
 
@@ -181,9 +181,9 @@ def test_a_run_that_cannot_get_the_slot_gives_up_clearly_and_changes_nothing(
 
 def test_freshness_passes_for_a_fresh_dataset(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:
     assert run_currencies().is_completed()
-    state = freshness_module.freshness_flow(pipelines=["currencies"], return_state=True)
-    assert state.is_completed()
-    [result] = state.result()
+    run = run_flow(freshness_module.freshness_flow, pipelines=["currencies"])
+    assert run.state.is_completed()
+    [result] = run.value
     assert result["stale"] is False and "last successful load" in result["summary"]
 
 

@@ -9,7 +9,7 @@ from prefect.states import State
 
 import flows.products as flow_module
 from tests.fixtures.postgres import ProductsDb
-from tests.fixtures.prefect import artifacts, task_runs, without_retry_delay
+from tests.fixtures.prefect import artifacts, run_flow, task_runs, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -18,18 +18,18 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def test_daily_flow_merges_changes_and_full_refresh_reloads(
     products_db: ProductsDb, warehouse: Warehouse
 ) -> None:
-    state: State[Any] = flow_module.products_daily_flow(return_state=True)
-    assert state.is_completed() and state.result()["rows_by_table"] == {"products": 20}
-    assert [a.key for a in artifacts(state.state_details.flow_run_id)] == ["products-run-report"]
+    first = run_flow(flow_module.products_daily_flow)
+    assert first.state.is_completed() and first.value["rows_by_table"] == {"products": 20}
+    assert [a.key for a in artifacts(first.id)] == ["products-run-report"]
 
     products_db.execute("update products set stock = 0, updated_at = now() where id = 3")
-    again: State[Any] = flow_module.products_daily_flow(return_state=True)
-    assert again.result()["rows_by_table"] == {"products": 1}
+    again = run_flow(flow_module.products_daily_flow)
+    assert again.value["rows_by_table"] == {"products": 1}
     assert warehouse.scalar("select stock from products.products where id = 3") == 0
 
     products_db.execute("delete from products where id > 10")
-    full: State[Any] = flow_module.products_full_refresh_flow(return_state=True)
-    assert full.is_completed() and full.result()["rows_by_table"] == {"products": 10}
+    full = run_flow(flow_module.products_full_refresh_flow)
+    assert full.state.is_completed() and full.value["rows_by_table"] == {"products": 10}
     assert warehouse.scalar("select count(*) from products.products") == 10
 
 
