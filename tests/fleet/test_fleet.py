@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from tests.deploy.project import REPO_ROOT
 from tests.deploy.test_deploy_e2e import bare_copy_of_head
@@ -64,6 +65,9 @@ VICTIMS: list[tuple[str, dict[str, str]]] = [
 ]
 ALERT_BLOCK = "fleet-alerts"
 RUN_TIMEOUT = 240.0
+# Prefect's client retries a 503 (the server's SQLite busy) with backoff 2, 4, 8 ... s: 5 tries (its
+# default, about a minute) were not enough for this test on a loaded 2-core CI machine; 7 wait ~4 min.
+CLIENT_RETRIES = 7
 
 
 @dataclass
@@ -125,8 +129,13 @@ class Fleet:
     crashed_on_purpose: int = 0
 
     def run(self, deployment: str, queue: str = "default", **parameters: Any) -> Any:
+        # the key makes the client's retries safe: a request the server committed but answered with a
+        # 503 (SQLite busy under load) is not turned into a second run
         run = self.client.create_flow_run_from_deployment(
-            self.deployments[deployment].id, parameters=parameters or None, work_queue_name=queue
+            self.deployments[deployment].id,
+            parameters=parameters or None,
+            work_queue_name=queue,
+            idempotency_key=uuid.uuid4().hex,
         )
         self.started.append(run)
         return run
@@ -162,10 +171,8 @@ class Fleet:
         return names[0] if names else "?"
 
     def worker_logs(self) -> str:
-        return "\n".join(
-            f"--- {w.name}\n" + (w.root / "worker.log").read_text(errors="replace")[-4000:]
-            for w in self.workers
-        )
+        logs = [(w.name, w.root / "worker.log") for w in self.workers] + [("server", self.server.log)]
+        return "\n".join(f"--- {name}\n" + log.read_text(errors="replace")[-4000:] for name, log in logs)
 
     def pause_next(self, count: int = 1) -> None:
         for n in range(count):
@@ -294,11 +301,15 @@ def fleet(
             DATA_PIPELINES_ALERT_BLOCK=ALERT_BLOCK,
             PREFECT_WORKER_QUERY_SECONDS="1",
             PREFECT_WORKER_HEARTBEAT_SECONDS="5",
+            PREFECT_CLIENT_MAX_RETRIES=str(CLIENT_RETRIES),
             SOURCES__EXCHANGE_RATES__QUOTES=QUOTES,
             TMPDIR=str(root / "home"),
         )
         workers.append(Worker(f"w{n}", root, env))
-    with SyncPrefectClient(api=prefect_server.api_url) as client:
+    with (
+        temporary_settings({PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}),
+        SyncPrefectClient(api=prefect_server.api_url) as client,
+    ):
         deployments = {d.name: d for d in client.read_deployments()}
         fleet = Fleet(prefect_server, client, workers, pause_dir, deployments)
         for worker in workers:
