@@ -1,6 +1,6 @@
 """Secrets CLI: where each pipeline's config keys resolve from, upload a section, Snowflake preflight.
 
-Values are never printed. Commands and exit codes: docs/configuration.md and docs/snowflake.md.
+Values are never printed. Commands: docs/configuration.md; how it works: docs/vault.md.
 """
 
 from __future__ import annotations
@@ -67,14 +67,14 @@ def check_pipeline(name: str) -> PipelineCheck:
     except Exception as exc:  # e.g. DLT__DESTINATION names an unsupported destination
         return PipelineCheck(name, "none", keys, [*errors, f"create_pipeline(): {type(exc).__name__}: {exc}"])
     sections = ("destination", destination.destination_name)
-    keys += _keys(destination.spec(), sections, destination.config_params, errors, only_credentials=True)
+    keys += _keys(destination.spec(), sections, destination.config_params, errors, only_creds=True)
     return PipelineCheck(name, destination.destination_name, keys, errors)
 
 
 def _keys(
-    config: Any, sections: tuple[str, ...], explicit: Any, errors: list[str], only_credentials: bool = False
+    config: Any, sections: tuple[str, ...], explicit: Any, errors: list[str], only_creds: bool = False
 ) -> list[KeyStatus]:
-    """Resolve ``config`` partially, recording where each value came from in dlt's trace log."""
+    """Resolve ``config`` partially; dlt's trace log says where each value came from."""
     log = TraceLogContext()
     with Container().injectable_context(log):
         try:
@@ -84,29 +84,26 @@ def _keys(
         except Exception as exc:  # a validation error names fields, never values
             errors.append(f"{'.'.join(sections[:2])}: {type(exc).__name__}: {exc}")
     resolved = {(id(t.config), t.key): t for t in log.resolved_traces}
-    return list(_walk(config, sections[:2], resolved, only_credentials))
 
+    def walk(config: Any, path: tuple[str, ...]) -> Iterator[KeyStatus]:
+        in_creds = isinstance(config, CredentialsConfiguration)
+        for field, hint in config.get_resolvable_fields().items():
+            value, trace = getattr(config, field, None), resolved.get((id(config), field))
+            secret = in_creds or is_secret_hint(hint)
+            # credentials with a default (AWS, GCP) fall back to the platform's chain (a worker's IAM role)
+            required = not is_optional_type(hint) and type(config).__dataclass_fields__[field].default is None
+            required = required and not isinstance(config, CredentialsWithDefault)
+            if trace is not None:
+                origin = ORIGINS.get(trace.provider_name, trace.provider_name)
+                where = trace.provider_location if origin == "vault" else ""
+                yield KeyStatus(".".join((*(trace.sections or path), field)), required, secret, origin, where)
+            elif isinstance(value, BaseConfiguration):
+                yield from walk(value, (*path, field))
+            elif required and (in_creds or not only_creds):  # set nowhere (a destination's options: unlisted)
+                missing = "missing" if value is None else "default"
+                yield KeyStatus(".".join((*path, field)), True, secret, missing)
 
-def _walk(
-    config: Any, path: tuple[str, ...], resolved: dict[Any, Any], only_creds: bool
-) -> Iterator[KeyStatus]:
-    in_creds = isinstance(config, CredentialsConfiguration)
-    for field, hint in config.get_resolvable_fields().items():
-        value, trace = getattr(config, field, None), resolved.get((id(config), field))
-        secret = in_creds or is_secret_hint(hint) or isinstance(value, CredentialsConfiguration)
-        # credentials with a default (AWS, GCP) fall back to the platform's chain (a worker's IAM role)
-        required = not is_optional_type(hint) and type(config).__dataclass_fields__[field].default is None
-        required = required and not isinstance(config, CredentialsWithDefault)
-        if isinstance(value, BaseConfiguration) and trace is None:
-            yield from _walk(value, (*path, field), resolved, only_creds)
-        elif field.startswith("_") or (only_creds and not in_creds and trace is None):
-            continue  # private state; a destination's options and runtime-bound fields (dataset_name)
-        elif trace is not None:
-            origin = ORIGINS.get(trace.provider_name, trace.provider_name)
-            where = trace.provider_location if origin == "vault" else ""
-            yield KeyStatus(".".join((*(trace.sections or path), field)), required, secret, origin, where)
-        elif required:  # set nowhere
-            yield KeyStatus(".".join((*path, field)), True, secret, "missing" if value is None else "default")
+    return list(walk(config, sections[:2]))
 
 
 def check(names: Sequence[str]) -> int:
