@@ -48,7 +48,7 @@ class SectionSecretsProvider(AwsSecretsManagerProvider):
         super().__init__(credentials, False, True, False, secret_name_prefix)  # any key, fragments only
         self.list_secrets = list_secrets  # set after dlt's constructor, which would warn about it
         self._origins: dict[tuple[str, ...], str] = {}  # config path -> the secret its value came from
-        self._lock = threading.Lock()  # threads share the provider: still one read per secret
+        self._lock = threading.RLock()  # threads share the provider: still one read per secret
         self._config_key = ""  # the key being resolved (under the lock), for errors
 
     def get_value(self, key: str, hint: type, pipeline_name: str | None, *sections: str) -> tuple[Any, str]:
