@@ -1,10 +1,6 @@
-"""Secrets CLI: where each pipeline's config keys resolve from; upload a secrets.toml section.
+"""Secrets CLI: where each pipeline's config keys resolve from, upload a section, Snowflake preflight.
 
-    uv run python -m tools.secrets check [pipeline ...]                    # 1 if a required key is missing
-    uv run python -m tools.secrets push destination.snowflake.credentials  # create or update its secret
-    uv run python -m tools.secrets preflight                               # can Snowflake load? 1 if not
-
-Values are never printed. With ``PROVIDERS__ENABLE_AWS_SECRETS=true`` keys may come from the vault.
+Values are never printed. Commands: docs/configuration.md; how it works: docs/vault.md.
 """
 
 from __future__ import annotations
@@ -14,13 +10,10 @@ import json
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dlt.common.configuration.container import Container
-from dlt.common.configuration.providers.provider import EXPLICIT_VALUES_PROVIDER_NAME
-from dlt.common.configuration.providers.vault import normalize_key
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration, CredentialsConfiguration, CredentialsWithDefault
 from dlt.common.configuration.specs.base_configuration import is_secret_hint
@@ -31,15 +24,10 @@ from dlt.extract.decorators import DltSourceFactoryWrapper
 from pipelines import _catalogue as catalogue
 from utils import vault_provider as vault
 
-ORIGINS = {
-    "Environment Variables": "env",
-    vault.PROVIDER_NAME: "vault",
-    EXPLICIT_VALUES_PROVIDER_NAME: "explicit",
-}
+ORIGINS = {"Environment Variables": "env", vault.PROVIDER_NAME: "vault"}  # others: their file names
 
 
-@dataclass(frozen=True)
-class KeyStatus:
+class KeyStatus(NamedTuple):
     """One config key of a pipeline and where it resolved from (env, secrets.toml, vault, missing...)."""
 
     key: str
@@ -50,15 +38,14 @@ class KeyStatus:
 
     @property
     def missing(self) -> bool:
-        return self.required and self.origin == "missing"
+        return self.origin == "missing"
 
     @property
     def section(self) -> tuple[str, ...]:
         return tuple(self.key.split(".")[:-1])
 
 
-@dataclass
-class PipelineCheck:
+class PipelineCheck(NamedTuple):
     pipeline: str
     destination: str
     keys: list[KeyStatus]
@@ -71,9 +58,7 @@ class PipelineCheck:
 
 def check_pipeline(name: str) -> PipelineCheck:
     """Resolve a pipeline's source and destination specs (no values kept) and report every key."""
-    module = catalogue.pipeline_module(name)
-    keys: list[KeyStatus] = []
-    errors: list[str] = []
+    module, keys, errors = catalogue.pipeline_module(name), list[KeyStatus](), list[str]()
     factories = {id(v): v for v in vars(module).values() if isinstance(v, DltSourceFactoryWrapper)}
     for ref in (factory.ref for factory in factories.values()):
         keys += _keys(ref.SPEC(), ("sources", ref.section, ref.name), None, errors)
@@ -82,14 +67,14 @@ def check_pipeline(name: str) -> PipelineCheck:
     except Exception as exc:  # e.g. DLT__DESTINATION names an unsupported destination
         return PipelineCheck(name, "none", keys, [*errors, f"create_pipeline(): {type(exc).__name__}: {exc}"])
     sections = ("destination", destination.destination_name)
-    keys += _keys(destination.spec(), sections, destination.config_params, errors, only_credentials=True)
+    keys += _keys(destination.spec(), sections, destination.config_params, errors, only_creds=True)
     return PipelineCheck(name, destination.destination_name, keys, errors)
 
 
 def _keys(
-    config: Any, sections: tuple[str, ...], explicit: Any, errors: list[str], only_credentials: bool = False
+    config: Any, sections: tuple[str, ...], explicit: Any, errors: list[str], only_creds: bool = False
 ) -> list[KeyStatus]:
-    """Resolve ``config`` partially, recording where each value came from (dlt's trace log)."""
+    """Resolve ``config`` partially; dlt's trace log says where each value came from."""
     log = TraceLogContext()
     with Container().injectable_context(log):
         try:
@@ -99,30 +84,26 @@ def _keys(
         except Exception as exc:  # a validation error names fields, never values
             errors.append(f"{'.'.join(sections[:2])}: {type(exc).__name__}: {exc}")
     resolved = {(id(t.config), t.key): t for t in log.resolved_traces}
-    return list(_walk(config, sections[:2], resolved, only_credentials, False))
 
+    def walk(config: Any, path: tuple[str, ...]) -> Iterator[KeyStatus]:
+        in_creds = isinstance(config, CredentialsConfiguration)
+        for field, hint in config.get_resolvable_fields().items():
+            value, trace = getattr(config, field, None), resolved.get((id(config), field))
+            secret = in_creds or is_secret_hint(hint)
+            # credentials with a default (AWS, GCP) fall back to the platform's chain (a worker's IAM role)
+            required = not is_optional_type(hint) and type(config).__dataclass_fields__[field].default is None
+            required = required and not isinstance(config, CredentialsWithDefault)
+            if trace is not None:
+                origin = ORIGINS.get(trace.provider_name, trace.provider_name)
+                where = trace.provider_location if origin == "vault" else ""
+                yield KeyStatus(".".join((*(trace.sections or path), field)), required, secret, origin, where)
+            elif isinstance(value, BaseConfiguration):
+                yield from walk(value, (*path, field))
+            elif required and (in_creds or not only_creds):  # set nowhere (a destination's options: unlisted)
+                missing = "missing" if value is None else "default"
+                yield KeyStatus(".".join((*path, field)), True, secret, missing)
 
-def _walk(
-    config: Any, path: tuple[str, ...], resolved: dict[Any, Any], only_creds: bool, in_creds: bool
-) -> Iterator[KeyStatus]:
-    for field, hint in config.get_resolvable_fields().items():
-        value, trace = getattr(config, field, None), resolved.get((id(config), field))
-        secret = in_creds or is_secret_hint(hint)
-        # credentials with a default (AWS, GCP) fall back to the platform's chain (a worker's IAM role)
-        required = not is_optional_type(hint) and type(config).__dataclass_fields__[field].default is None
-        required = required and not isinstance(config, CredentialsWithDefault)
-        if isinstance(value, BaseConfiguration) and trace is None:
-            nested = in_creds or isinstance(value, CredentialsConfiguration)
-            yield from _walk(value, (*path, field), resolved, only_creds, nested)
-        elif field.startswith("_") or (only_creds and not in_creds and trace is None):
-            continue  # private state; a destination's options and runtime-bound fields (dataset_name)
-        elif trace is not None:
-            origin = ORIGINS.get(trace.provider_name, trace.provider_name)
-            where = trace.provider_location if origin == "vault" else ""
-            secret = secret or isinstance(value, CredentialsConfiguration)
-            yield KeyStatus(".".join((*(trace.sections or path), field)), required, secret, origin, where)
-        elif required:  # set nowhere
-            yield KeyStatus(".".join((*path, field)), True, secret, "missing" if value is None else "default")
+    return list(walk(config, sections[:2]))
 
 
 def check(names: Sequence[str]) -> int:
@@ -166,8 +147,8 @@ def push(section: str, secrets_file: Path) -> str:
             raise SystemExit(f"cannot read private_key_path {key_file}: {type(exc).__name__}") from None
     from botocore.exceptions import BotoCoreError, ClientError
 
-    provider = vault.active_provider() or vault.build_provider()
-    name = provider.secret_name_prefix + "/".join(map(normalize_key, path))
+    provider = vault.build_provider()
+    name = provider.secret_name_prefix + provider.get_key_name(path[-1], *path[:-1])
     client, body = provider.client(), json.dumps(document)
     try:
         try:
@@ -179,8 +160,7 @@ def push(section: str, secrets_file: Path) -> str:
     except (BotoCoreError, ClientError) as error:
         reason = " - ".join(vault.error_info(error)) if isinstance(error, ClientError) else str(error)
         raise SystemExit(f"cannot write secret `{name}` for section `{section}`: {reason}") from None
-    if provider is vault.active_provider():
-        vault.reload()  # this process reads the new value from now on
+    vault.reload()  # this process reads the new value from now on
     return f"{action} {name} with keys: {', '.join(sorted(document))}"
 
 
@@ -188,21 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.secrets", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     check_cmd = commands.add_parser("check", help="list each pipeline's config keys and where they resolve")
-    check_cmd.add_argument("pipelines", nargs="*", help="pipeline names (default: every pipelines/*.py)")
+    check_cmd.add_argument("pipelines", nargs="*", help="pipeline names (default: every declared pipeline)")
     push_cmd = commands.add_parser("push", help="upload a secrets.toml section to the vault")
     push_cmd.add_argument("section", help="e.g. sources.hubspot or destination.snowflake.credentials")
     push_cmd.add_argument("--secrets-file", type=Path, default=Path(".dlt/secrets.toml"))
-    commands.add_parser(
-        "preflight", help="connect to Snowflake with the configured credentials and check every privilege"
-    )
+    commands.add_parser("preflight", help="connect to Snowflake as a load would and check every privilege")
     args = parser.parse_args(argv)
     vault.register()
-    if args.command == "check":
-        return check(args.pipelines)
     if args.command == "preflight":
         from tools.snowflake_preflight import preflight
 
         return preflight()
+    if args.command == "check":
+        return check(args.pipelines)
     print(push(args.section, args.secrets_file))
     return 0
 

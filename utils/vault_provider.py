@@ -1,7 +1,6 @@
 """AWS Secrets Manager in dlt's config chain: dlt's own provider, reading one JSON secret per config section.
 
-Owner: data platform team (#data-platform). On with dlt's ``PROVIDERS__ENABLE_AWS_SECRETS=true``, set up by
-dlt's ``[providers.aws_secrets]``; every entry point calls :func:`register`. Layout and rules: docs/vault.md.
+Owner: data platform team (#data-platform). Every entry point calls :func:`register`. Design: docs/vault.md.
 """
 
 from __future__ import annotations
@@ -41,37 +40,24 @@ ADVICE: Final = {
 class VaultError(ConfigProviderException):
     """A secret could not be read. The message names the config key and secret, never a value."""
 
-    def __init__(self, secret: str, reason: str, config_key: str = "") -> None:
-        self.secret, self.reason = secret, reason
-        what = f"config key `{config_key}` from secret `{secret}`" if config_key else f"secret `{secret}`"
-        super().__init__(PROVIDER_NAME, f"cannot read {what}: {reason}")
-
 
 class SectionSecretsProvider(AwsSecretsManagerProvider):
-    """dlt's AWS provider, reading section-relative JSON objects, failing loudly, naming what it read.
-
-    A subclass because dlt's settings cannot say this: dlt merges a fragment from the document root
-    and probes two levels deep, logs and skips an unreadable secret, and its missing-config error does
-    not name the secrets. Fetching, the once-per-process lookup cache and prefix listing stay dlt's.
-    """
+    """dlt's AWS provider, reading section-relative JSON objects at any depth and failing loudly."""
 
     def __init__(self, credentials: AwsCredentials, secret_name_prefix: str, list_secrets: bool) -> None:
-        # any key, fragments only; list_secrets after dlt's constructor, which warns that fragment-only
-        # lookups skip keys - the intent here
-        super().__init__(credentials, False, True, False, secret_name_prefix)
-        self.list_secrets = list_secrets
+        super().__init__(credentials, False, True, False, secret_name_prefix)  # any key, fragments only
+        self.list_secrets = list_secrets  # set after dlt's constructor, which would warn about it
         self._origins: dict[tuple[str, ...], str] = {}  # config path -> the secret its value came from
         self._lock = threading.RLock()  # threads share the provider: still one read per secret
+        self._config_key = ""  # the key being resolved (under the lock), for errors
 
     def get_value(self, key: str, hint: type, pipeline_name: str | None, *sections: str) -> tuple[Any, str]:
         path = _vault_path(pipeline_name, sections)
         if not path:  # pipeline-scoped, top-level and dlt-settings keys are never in the vault
             return None, ".".join((*sections, key))
-        try:
-            with self._lock:
-                value, _ = super().get_value(key, hint, None, *path)  # type: ignore[arg-type]
-        except VaultError as error:
-            raise VaultError(error.secret, error.reason, ".".join((*path, key))) from None
+        with self._lock:
+            self._config_key = ".".join((*path, key))
+            value, _ = super().get_value(key, hint, None, *path)  # type: ignore[arg-type]
         return value, f"{self.secret_name_prefix}{'/'.join(path)} -> {key}"
 
     def get_value_location(self, key: str, pipeline_name: str | None, *sections: str) -> str:
@@ -104,27 +90,25 @@ class SectionSecretsProvider(AwsSecretsManagerProvider):
             if code == "ResourceNotFoundException":
                 return None
             attempts = error.response["ResponseMetadata"].get("RetryAttempts", 0) + 1
-            advice = ADVICE.get(code, "See the AWS error above.").format(attempts)
-            raise VaultError(secret, f"{code} - {message}. {advice}") from None
+            reason = f"{code} - {message}. " + ADVICE.get(code, "See the AWS error above.").format(attempts)
         except BotoCoreError as error:
             reason = f"{type(error).__name__} - {error}. Check the AWS credentials, region and endpoint."
-            raise VaultError(secret, reason) from None
         except json.JSONDecodeError as error:
-            where = f"line {error.lineno}, column {error.colno}"
-            raise VaultError(
-                secret, f'not valid JSON ({where}); store an object such as {{"api_key": "..."}}.'
-            ) from None
-        if not isinstance(document, dict):
+            reason = f"not valid JSON (line {error.lineno}, column {error.colno}); store an object such as "
+            reason += '{"api_key": "..."}.'
+        else:
+            if isinstance(document, dict):
+                return str(text)
             kind = "binary data" if text is None else f"a JSON {type(document).__name__}"
-            raise VaultError(secret, f"holds {kind}, not an object of the section's keys.")
-        return str(text)
+            reason = f"holds {kind}, not an object of the section's keys."
+        what = f"config key `{self._config_key}` from secret `{secret}`"
+        raise VaultError(self.name, f"cannot read {what}: {reason}")
 
     def client(self) -> Any:
-        """The Secrets Manager client this provider reads with, its payloads kept out of botocore's logs."""
+        """The Secrets Manager client, its payloads kept out of botocore's DEBUG logs."""
         client = self._get_client()  # botocore's modules, and so its loggers, are loaded by now
         for name in [n for n in logging.Logger.manager.loggerDict if n.startswith("botocore")]:
-            if _hide_payloads not in logging.getLogger(name).filters:
-                logging.getLogger(name).addFilter(_hide_payloads)
+            logging.getLogger(name).addFilter(_hide_payloads)  # added once: Filterer skips a repeat
         return client
 
 
@@ -140,7 +124,6 @@ def _leaves(node: dict[str, Any], path: tuple[str, ...]) -> Iterator[tuple[str, 
 
 
 def _hide_payloads(record: logging.LogRecord) -> bool:
-    """botocore logs request params and response bodies at DEBUG: drop those that carry a secret."""
     text = f"{record.msg} {record.args}"
     return record.levelno > logging.DEBUG or ("SecretString" not in text and "SecretBinary" not in text)
 
@@ -154,8 +137,7 @@ def error_info(error: Any) -> tuple[str, str]:
 
 
 def build_provider() -> SectionSecretsProvider:
-    """A provider from ``[providers.aws_secrets]``, resolved with explicit sections so that the settings
-    apply wherever this runs (dlt's own factory misses them inside a ``@dlt.source`` call)."""
+    """A provider from ``[providers.aws_secrets]``, resolved with explicit sections (see docs/vault.md)."""
     sections = ("providers", "aws_secrets")
     settings = resolve_configuration(AwsSecretsProviderConfiguration(), sections=sections)
     credentials = resolve_configuration(AwsCredentials(), sections=sections)
@@ -163,14 +145,10 @@ def build_provider() -> SectionSecretsProvider:
 
 
 def register() -> None:
-    """Swap the AWS provider that dlt's switch added for this layout's; a no-op when off or done already.
-
-    dlt's own goes first, or resolving our settings would ask it (and AWS) too; ours then goes last
-    through ``dlt.config.register_provider``, after the environment and TOML files.
-    """
+    """Swap the provider dlt's switch added for this one, last in the chain; a no-op when off or done."""
     providers = Container()[PluggableRunContext].providers
     if PROVIDER_NAME in providers and not isinstance(providers[PROVIDER_NAME], SectionSecretsProvider):
-        providers.providers.remove(providers[PROVIDER_NAME])
+        providers.providers.remove(providers[PROVIDER_NAME])  # first, or resolving our settings asks it
         dlt.config.register_provider(build_provider())
 
 
