@@ -297,13 +297,17 @@ class RedactingAdbcLoader(AdbcTableLoader):
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         try:
-            yield from super().load_rows(backend_kwargs)
+            yield from self.items(backend_kwargs)
         except ReadError as exc:
             reason = redact_text(str(exc), _password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"
             ) from None
+
+    def items(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+        """What dlt receives (Arrow batches); a :class:`ReadError` raised here fails the run typed."""
+        return super().load_rows(backend_kwargs)
 
 
 class JsonObjectsLoader(RedactingAdbcLoader):
@@ -312,10 +316,10 @@ class JsonObjectsLoader(RedactingAdbcLoader):
     as a VARIANT string, https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats).
     A table without JSON columns stays on Arrow and parquet."""
 
-    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+    def items(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         json_columns = [name for name, hint in self.columns.items() if hint.get("data_type") == "json"]
         if not json_columns:
-            yield from super().load_rows(backend_kwargs)
+            yield from super().items(backend_kwargs)
             return
         # dlt adds these to every jsonl row; nullable, so they can join a table first loaded as parquet
         # (Snowflake refuses a NOT NULL column added to a table that has rows)
@@ -323,7 +327,7 @@ class JsonObjectsLoader(RedactingAdbcLoader):
             name: {"name": name, "data_type": "text", "nullable": True} for name in DLT_ROW_COLUMNS
         }
         yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl", columns=lineage))
-        for batch in super().load_rows(backend_kwargs):
+        for batch in super().items(backend_kwargs):
             yield rows_with_json(batch, json_columns)
 
 
@@ -339,7 +343,7 @@ def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[d
                 f" it loads as jsonl on Snowflake); load it as text with a column override in"
                 f' [sources.products] tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
             )
-    rows = batch.to_pylist()
+    rows = _python_rows(batch)
     text = [
         name
         for name in json_columns
@@ -348,5 +352,33 @@ def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[d
     for row in rows:
         for name in text:
             if row[name] is not None:
-                row[name] = json.loads(row[name])
+                row[name] = _json_value(row[name])
     return rows
+
+
+def _json_value(text: str) -> Any:
+    """An object or array parsed; a JSON scalar (``"red"``, ``42``, ``false``, ``null``) kept as its
+    text, which dlt parses into the column itself: handed a bare scalar, dlt would take it for a new
+    variant column, which the schema contract refuses, failing the run at normalise."""
+    value = json.loads(text)
+    return value if isinstance(value, (dict, list)) else text
+
+
+def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """``batch.to_pylist()``, or a :class:`ReadError` naming the column holding a value Python has
+    no type for (PostgreSQL's ``infinity`` dates and timestamps, years past 9999 or before 1)."""
+    try:
+        return batch.to_pylist()
+    except (OverflowError, ValueError):
+        pass
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            column.to_pylist()
+        except (OverflowError, ValueError) as exc:
+            raise ReadError(
+                f"column {name}: a value beyond Python's dates and times (infinity, or a year outside"
+                f" 1-9999: {exc}) cannot travel as a JSON row (this table has JSON columns, so it loads"
+                f" as jsonl on Snowflake); load it as text with a column override in [sources.products]"
+                f' tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
+            ) from None
+    return batch.to_pylist()  # not reached: some column failed above

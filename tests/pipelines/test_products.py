@@ -12,9 +12,11 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products import ProductsDatabaseError, products_source
 from tests.fixtures.faults import Faults
 from tests.fixtures.postgres import ProductsDb
 from tests.fixtures.warehouse import Warehouse
+from tests.fuzz.outcomes import root_cause
 
 CANARY = "pg-canary-password-5d1e"
 
@@ -243,6 +245,45 @@ def test_connection_failure_names_host_and_database_never_the_password(
     assert "shop_db" in captured.err and "127.0.0.1" in captured.err
     assert CANARY not in captured.out + captured.err + caplog.text
     assert warehouse.tables("products") == set()
+
+
+def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON-row route (``json_as_objects``, Snowflake's) turns rows into Python values, and Python
+    has no date past 9999 (PostgreSQL has; found by tests/fuzz/test_products.py: a raw
+    ``OverflowError`` before). It fails at extract naming the column; a text override reads it."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
+    products_db.execute("update products set launched_on = '12026-01-01' where id = 3")
+    with pytest.raises(PipelineStepFailed, match="column launched_on: a value beyond Python") as failed:
+        products.run()
+    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
+    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
+    assert warehouse.tables("products") == set()
+    tables = [{"name": "products", "columns": {"launched_on": "text"}}]
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
+    rows = [row for row in products_source() if isinstance(row, dict)]  # jsonl rows, as Snowflake's
+    assert len(rows) == 20 and {row["launched_on"] for row in rows if row["id"] == 3} == {"12026-01-01"}
+
+
+def test_json_scalars_load_on_the_json_route(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A jsonb holding a bare scalar is valid JSON: on the JSON-row route it used to reach dlt as a
+    Python scalar, which dlt took for a variant column and the schema contract refused, failing the
+    run at normalise with a package left pending (found by tests/fuzz/test_products.py)."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
+    scalars = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"'}
+    for row_id, value in scalars.items():
+        products_db.execute(
+            "update products set attributes = cast(:value as jsonb) where id = :id", id=row_id, value=value
+        )
+    assert products.run().rows_by_table == {"products": 20}
+    loaded = dict(warehouse.query("select id, attributes from products.products where id <= 5"))
+    parsed = {row_id: None if value is None else json.loads(value) for row_id, value in loaded.items()}
+    assert parsed == {  # JSON null lands as NULL
+        row_id: json.loads(value) for row_id, value in scalars.items()
+    }
 
 
 def test_cli_flags(products_db: ProductsDb, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
