@@ -13,21 +13,32 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gzip
+import itertools
 import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dlt
+import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
+from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sources.products import products_source
 from sources.products.source import ProductsDatabaseError
-from tests.fixtures.fuzz import pipeline_examples
-from tests.fixtures.postgres import ProductsDb
+from tests.fixtures.fuzz import extraction_examples, pipeline_examples
+from tests.fixtures.postgres import PRODUCT_ROWS, ProductsDb
 from tests.fuzz.outcomes import check_error
 from tests.fuzz.test_pipelines import _fresh_warehouse
 from tests.reliability.scenarios import completed_loads, snapshot
+from tests.reliability.test_secrets import LeakTrap
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.reliability, pytest.mark.slow]
 
@@ -106,3 +117,116 @@ def test_products_pipeline(
         assert (name, stock) == (product["name"], product["stock"])
         if product["price"] not in (None, "NaN"):
             assert decimal.Decimal(str(price)) == decimal.Decimal(product["price"])
+
+
+PG_CANARY = "CANARY-pg-password-4e1d7a90"  # pragma: allowlist secret
+"""In the source's connection string; pgserver trusts local connections, so it is sent and ignored."""
+ORDINARY = range(1, 6)
+CHECKED = ("id", "name", "stock", "is_active", "tags", "sizes", "attributes", "price")
+
+
+@dataclass
+class Extraction:
+    """A pipeline folder per example (DuckDB's capabilities, never loaded) and one products source
+    per ``json_as_objects`` setting, shared by every example of a test: building a source creates its
+    SQLAlchemy engine, and that (connection, dialect set-up) would double an example's time."""
+
+    folder: Path
+    sources: dict[bool, DltSource]
+    engine: sa.Engine
+    examples: Iterator[int] = field(default_factory=itertools.count)
+
+    def pipeline(self) -> dlt.Pipeline:
+        """A new pipeline (the previous example's folder removed): no state, schema or package left."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return dlt.pipeline(
+            pipeline_name=f"products_fuzz_{next(self.examples)}",
+            pipelines_dir=str(self.folder),
+            destination="duckdb",
+            dataset_name="products",
+        )
+
+    def write(self, products: list[dict[str, Any]]) -> None:
+        """``public.products``: the ordinary rows 1-5 and ``products`` as rows 100, 101..."""
+        with self.engine.begin() as con:
+            con.execute(sa.text("truncate public.products"))
+            con.execute(sa.text(PRODUCT_ROWS), {"first": ORDINARY[0], "last": ORDINARY[-1]})
+            con.execute(sa.text(INSERT), [{"id": 100 + i, **p} for i, p in enumerate(products)])
+
+    @staticmethod
+    def normalised_rows(pipeline: dlt.Pipeline, load_ids: list[str]) -> list[dict[str, Any]]:
+        """The ``products`` rows of the normalised packages, as read back from their files."""
+        rows: list[dict[str, Any]] = []
+        for load_id in load_ids:
+            for job in pipeline.get_load_package_info(load_id).jobs["new_jobs"]:
+                if job.job_file_info.table_name != "products":
+                    continue
+                if job.job_file_info.file_format == "parquet":
+                    # only the checked columns: Python has no date past 9999 (PostgreSQL has)
+                    rows += pq.read_table(job.file_path, columns=list(CHECKED)).to_pylist()
+                    continue
+                raw = Path(job.file_path).read_bytes()
+                text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+                rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+        return rows
+
+
+@pytest.fixture
+def extraction(
+    products_db: ProductsDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Extraction]:
+    url = sa.make_url(products_db.uri).set(password=PG_CANARY)
+    monkeypatch.setenv("SOURCES__PRODUCTS__CREDENTIALS", url.render_as_string(hide_password=False))
+    engine = sa.create_engine(products_db.uri)
+    yield Extraction(
+        tmp_path / "dlt", {flag: products_source(json_as_objects=flag) for flag in (False, True)}, engine
+    )
+    engine.dispose()
+
+
+def _parsed(value: Any, text: bool) -> Any:
+    """A JSON column's value: ``text`` on the parquet route, parsed already on the jsonl one."""
+    return json.loads(value) if text and value is not None else value
+
+
+@settings(max_examples=extraction_examples())
+@given(products=st.lists(PRODUCT, min_size=1, max_size=4), json_as_objects=st.booleans())
+def test_products_extraction(
+    products: list[dict[str, Any]], json_as_objects: bool, extraction: Extraction, leaks: LeakTrap
+) -> None:
+    """The source itself, extracted and normalised without a load: every row with its values, or a
+    typed error naming products (no password) with nothing extracted or normalised left behind.
+    ``json_as_objects`` is the Snowflake setting (rows, jsonl), off the DuckDB one (Arrow, parquet)."""
+    extraction.write(products)
+    pipeline = extraction.pipeline()
+    leaks.reset()
+    try:
+        pipeline.extract(extraction.sources[json_as_objects], refresh="drop_sources")
+        info = pipeline.normalize()
+    except PipelineStepFailed as exc:
+        check_error(exc, "products", [PG_CANARY], (ProductsDatabaseError,))
+        assert exc.step == "extract", f"failed in {exc.step}, after extraction: {exc}"
+        assert pipeline.has_pending_data is False, "a partial extract was left to load"
+        leaks.add(str(exc))
+        leaks.assert_clean([PG_CANARY])
+        return
+    rows = extraction.normalised_rows(pipeline, info.loads_ids)
+    leaks.add(str(pipeline.last_trace))
+    leaks.assert_clean([PG_CANARY])
+    by_id = {row["id"]: row for row in rows}
+    assert len(rows) == len(by_id), "a row arrived twice"
+    assert set(by_id) == {*ORDINARY, *(100 + i for i in range(len(products)))}
+    for offset, product in enumerate(products):
+        row = by_id[100 + offset]  # jsonl rows leave NULLs out
+        assert product["price"] != "NaN", "a NaN price loaded (numeric(12,2) in a decimal column)"
+        for column in ("name", "stock", "is_active"):
+            assert row.get(column) == product[column], column
+        for column in ("tags", "sizes", "attributes"):
+            wanted = product[column]
+            if column == "attributes" and wanted is not None:
+                wanted = json.loads(wanted)
+            assert _parsed(row.get(column), text=not json_as_objects) == wanted, column
+        if product["price"] is None:
+            assert row.get("price") is None
+        else:
+            assert decimal.Decimal(str(row["price"])) == decimal.Decimal(product["price"])
