@@ -352,15 +352,22 @@ def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[d
     for row in rows:
         for name in text:
             if row[name] is not None:
-                row[name] = _json_value(row[name])
+                row[name] = _json_value(name, row[name])
     return rows
 
 
-def _json_value(text: str) -> Any:
+def _json_value(column: str, text: str) -> Any:
     """An object or array parsed; a JSON scalar (``"red"``, ``42``, ``false``, ``null``) kept as its
     text, which dlt parses into the column itself: handed a bare scalar, dlt would take it for a new
     variant column, which the schema contract refuses, failing the run at normalise."""
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except RecursionError:  # PostgreSQL nests about 10,000 levels deep, Python's parser about 1,000
+        raise ReadError(
+            f"column {column}: JSON nested deeper than Python can parse cannot travel as a JSON row (this"
+            f" table has JSON columns, so it loads as jsonl on Snowflake); load it as text with a column"
+            f' override in [sources.products] tables, e.g. {{name = "...", columns = {{{column} = "text"}}}}'
+        ) from None
     return value if isinstance(value, (dict, list)) else text
 
 

@@ -266,24 +266,31 @@ def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
     assert len(rows) == 20 and {row["launched_on"] for row in rows if row["id"] == 3} == {"12026-01-01"}
 
 
-def test_json_scalars_load_on_the_json_route(
+def test_json_scalars_load_and_too_deep_json_fails_typed_on_the_json_route(
     products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A jsonb holding a bare scalar is valid JSON: on the JSON-row route it used to reach dlt as a
-    Python scalar, which dlt took for a variant column and the schema contract refused, failing the
-    run at normalise with a package left pending (found by tests/fuzz/test_products.py)."""
+    """On the JSON-row route (found by tests/fuzz/test_products.py): a jsonb holding a bare scalar
+    used to reach dlt as a Python scalar, which dlt took for a variant column and the schema contract
+    refused, failing the run at normalise with a package left pending; JSON nested deeper than
+    Python's parser goes raised a raw ``RecursionError``."""
     monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
     scalars = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"'}
+    update = "update products set attributes = cast(:value as jsonb), updated_at = now() where id = :id"
     for row_id, value in scalars.items():
-        products_db.execute(
-            "update products set attributes = cast(:value as jsonb) where id = :id", id=row_id, value=value
-        )
+        products_db.execute(update, id=row_id, value=value)
     assert products.run().rows_by_table == {"products": 20}
     loaded = dict(warehouse.query("select id, attributes from products.products where id <= 5"))
     parsed = {row_id: None if value is None else json.loads(value) for row_id, value in loaded.items()}
-    assert parsed == {  # JSON null lands as NULL
-        row_id: json.loads(value) for row_id, value in scalars.items()
-    }
+    assert parsed == {row_id: json.loads(value) for row_id, value in scalars.items()}  # JSON null: NULL
+
+    deep = "[" * 3000 + "]" * 3000  # PostgreSQL takes it; Python's parser stops near 1,000 levels
+    products_db.execute(update, id=6, value=deep)
+    with pytest.raises(
+        PipelineStepFailed, match="column attributes: JSON nested deeper than Python"
+    ) as failed:
+        products.run()
+    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
+    assert not products.create_pipeline().has_pending_data
 
 
 def test_cli_flags(products_db: ProductsDb, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
