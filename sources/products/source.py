@@ -46,6 +46,9 @@ variant column that downstream models would not read."""
 
 
 DLT_ROW_COLUMNS: Final = ("_dlt_load_id", "_dlt_id")
+JSON_ROW_DEPTH: Final = 252
+"""The deepest JSON value a jsonl row can carry: dlt writes with orjson, which stops at 255 levels,
+and its extract step writes a batch of rows as one list, so a value starts two levels down (measured)."""
 
 
 MERGE: Final[TDeleteInsertStrategyDict] = {
@@ -362,13 +365,32 @@ def _json_value(column: str, text: str) -> Any:
     variant column, which the schema contract refuses, failing the run at normalise."""
     try:
         value = json.loads(text)
+        # counting brackets (in C) first spares the walk for every value that cannot be that deep
+        too_deep = text.count("[") + text.count("{") > JSON_ROW_DEPTH and _deeper_than(value, JSON_ROW_DEPTH)
     except RecursionError:  # PostgreSQL nests about 10,000 levels deep, Python's parser about 1,000
+        too_deep = True
+    if too_deep:
         raise ReadError(
-            f"column {column}: JSON nested deeper than Python can parse cannot travel as a JSON row (this"
-            f" table has JSON columns, so it loads as jsonl on Snowflake); load it as text with a column"
-            f' override in [sources.products] tables, e.g. {{name = "...", columns = {{{column} = "text"}}}}'
-        ) from None
+            f"column {column}: JSON nested deeper than {JSON_ROW_DEPTH} levels cannot travel as a JSON row"
+            f" (this table has JSON columns, so it loads as jsonl on Snowflake, and dlt's jsonl writer stops"
+            f" there); load it as text with a column override in [sources.products] tables, e.g. {{name ="
+            f' "...", columns = {{{column} = "text"}}}}'
+        )
     return value if isinstance(value, (dict, list)) else text
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((inner, depth + 1) for inner in item)
+    return False
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
