@@ -364,11 +364,18 @@ def _json_value(column: str, text: str) -> Any:
     text, which dlt parses into the column itself: handed a bare scalar, dlt would take it for a new
     variant column, which the schema contract refuses, failing the run at normalise."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_int64)
         # counting brackets (in C) first spares the walk for every value that cannot be that deep
         too_deep = text.count("[") + text.count("{") > JSON_ROW_DEPTH and _deeper_than(value, JSON_ROW_DEPTH)
     except RecursionError:  # PostgreSQL nests about 10,000 levels deep, Python's parser about 1,000
         too_deep = True
+    except _BeyondInt64 as exc:
+        raise ReadError(
+            f"column {column}: the JSON number {str(exc)[:40]} is past 64 bits and cannot travel as a JSON"
+            f" row (this table has JSON columns, so it loads as jsonl on Snowflake, and dlt's jsonl writer"
+            f" takes 64-bit integers); load it as text with a column override in [sources.products] tables,"
+            f' e.g. {{name = "...", columns = {{{column} = "text"}}}}'
+        ) from None
     if too_deep:
         raise ReadError(
             f"column {column}: JSON nested deeper than {JSON_ROW_DEPTH} levels cannot travel as a JSON row"
@@ -377,6 +384,17 @@ def _json_value(column: str, text: str) -> Any:
             f' "...", columns = {{{column} = "text"}}}}'
         )
     return value if isinstance(value, (dict, list)) else text
+
+
+class _BeyondInt64(ValueError):
+    """A JSON integer dlt's jsonl writer (orjson) cannot write."""
+
+
+def _int64(digits: str) -> int:
+    value = int(digits)
+    if not -(2**63) <= value < 2**64:  # orjson's range (measured)
+        raise _BeyondInt64(digits)
+    return value
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

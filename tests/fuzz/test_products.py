@@ -178,7 +178,7 @@ class Extraction:
                     continue
                 raw = Path(job.file_path).read_bytes()
                 text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-                rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+                rows += [_exact_json(line) for line in text.splitlines() if line.strip()]
         return rows
 
 
@@ -195,13 +195,19 @@ def extraction(
     engine.dispose()
 
 
+def _exact_json(text: str | bytes) -> Any:
+    """JSON with its numbers as decimals: jsonb keeps a number's digits, not its float (a float sent
+    as ``3.176943157523297e+16`` is ``31769431575232970`` in PostgreSQL)."""
+    return json.loads(text, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+
+
 def _same_json(loaded: Any, sent: str | None, text: bool) -> bool:
     """Whether a JSON column holds what was sent: ``text`` on the parquet route (PostgreSQL's form),
     parsed already on the jsonl one."""
     if sent is None or loaded is None:  # SQL NULL; JSON null, too, on the jsonl route
         return sent is loaded or (not text and sent == "null")
     try:
-        return (json.loads(loaded) if text else loaded) == json.loads(sent)
+        return (_exact_json(loaded) if text else loaded) == _exact_json(sent)
     except RecursionError:  # deeper than Python parses: PostgreSQL prints it as it was generated
         return text and loaded == sent
 

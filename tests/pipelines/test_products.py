@@ -273,8 +273,9 @@ def test_json_scalars_load_and_too_deep_json_fails_typed_on_the_json_route(
 ) -> None:
     """On the JSON-row route (found by tests/fuzz/test_products.py): a jsonb holding a bare scalar
     used to reach dlt as a Python scalar, which dlt took for a variant column and the schema contract
-    refused, failing the run at normalise with a package left pending; JSON nested deeper than dlt's
-    jsonl writer goes raised a raw ``TypeError`` (past Python's parser, a ``RecursionError``)."""
+    refused, failing the run at normalise with a package left pending; a JSON integer past 64 bits, or
+    JSON nested deeper than dlt's jsonl writer goes, raised a raw ``TypeError`` (past Python's parser,
+    a ``RecursionError``)."""
     monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
     scalars = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"'}
     update = "update products set attributes = cast(:value as jsonb), updated_at = now() where id = :id"
@@ -285,6 +286,10 @@ def test_json_scalars_load_and_too_deep_json_fails_typed_on_the_json_route(
     parsed = {row_id: None if value is None else json.loads(value) for row_id, value in loaded.items()}
     assert parsed == {row_id: json.loads(value) for row_id, value in scalars.items()}  # JSON null: NULL
 
+    too_wide = '{"n": 1e20}'  # jsonb prints 100000000000000000000, past dlt's jsonl writer (64 bits)
+    products_db.execute(update, id=6, value=too_wide)
+    with pytest.raises(PipelineStepFailed, match="the JSON number 100000000000000000000 is past 64 bits"):
+        products.run()
     for depth in (253, 3000):  # past dlt's jsonl writer (orjson); past Python's own parser
         products_db.execute(update, id=6, value="[" * depth + "]" * depth)
         with pytest.raises(
