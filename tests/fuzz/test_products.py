@@ -24,6 +24,7 @@ import decimal
 import gzip
 import itertools
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import pytest
 import sqlalchemy as sa
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineStepFailed
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sources.products import products_source
@@ -56,21 +57,28 @@ JSONB = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=8,
 )
-DEEP_JSON = st.tuples(st.integers(900, 10_000), st.booleans()).map(
+DEEP_JSON = st.tuples(st.integers(200, 10_000), st.booleans()).map(
     lambda deep: "[" * deep[0] + "]" * deep[0] if deep[1] else '{"a": ' * deep[0] + "1" + "}" * deep[0]
-)  # nested past Python's recursion limit; PostgreSQL takes about 10,000 levels
-PRICES = st.none() | st.just("NaN") | st.decimals("-9999999999.99", "9999999999.99", places=2).map(str)
-DATES = (
-    st.none()
-    | st.sampled_from(["infinity", "-infinity", "4713-01-01 BC", "5874897-12-31"])
-    | st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(dt.date.isoformat)
+)  # around dlt's jsonl limit (252) and past Python's parser (~1,000); PostgreSQL takes about 10,000
+
+
+def rarely(odd: st.SearchStrategy[Any], usual: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``odd`` in about one value of eight: values a route refuses (NaN prices, infinity dates...),
+    so rare that most examples of 1-4 rows still load and get their values checked."""
+    return st.integers(0, 7).flatmap(lambda n: odd if n == 7 else usual)  # 0 is what hypothesis favours
+
+
+PRICES = rarely(st.just("NaN"), st.none() | st.decimals("-9999999999.99", "9999999999.99", places=2).map(str))
+DATES = rarely(
+    st.sampled_from(["infinity", "-infinity", "4713-01-01 BC", "5874897-12-31"]),
+    st.none() | st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(dt.date.isoformat),
 )
-TIMESTAMPS = (
+TIMESTAMPS = rarely(
+    st.sampled_from(["infinity", "-infinity", "4713-01-01 00:00:00+00 BC"]),
     st.none()
-    | st.sampled_from(["infinity", "-infinity", "4713-01-01 00:00:00+00 BC"])
     | st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30), timezones=st.just(dt.UTC)).map(
         dt.datetime.isoformat
-    )
+    ),
 )
 PRODUCT = st.fixed_dictionaries(
     {
@@ -80,7 +88,7 @@ PRODUCT = st.fixed_dictionaries(
         | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=3, max_size=3),
         "stock": st.none() | st.integers(-(2**31), 2**31 - 1),
         "is_active": st.none() | st.booleans(),
-        "attributes": st.none() | JSONB.map(json.dumps) | DEEP_JSON,
+        "attributes": rarely(DEEP_JSON, st.none() | JSONB.map(json.dumps)),
         "tags": st.none() | st.lists(st.none() | TEXT, max_size=4),
         "sizes": st.none() | st.lists(st.none() | st.integers(-(2**31), 2**31 - 1), max_size=4),
         "launched_on": DATES,
@@ -212,6 +220,12 @@ def _same_json(loaded: Any, sent: str | None, text: bool) -> bool:
         return text and loaded == sent
 
 
+def _kind(reason: str) -> str:
+    """What an error is about, for the statistics: its column and the words after it."""
+    found = re.search(r"column (\w+): ([^(;]{0,40})", reason)
+    return f"{found[1]}: {found[2].strip()}" if found else reason.split(" failed: ")[-1][:50]
+
+
 @settings(max_examples=extraction_examples())
 @given(products=st.lists(PRODUCT, min_size=1, max_size=4), json_as_objects=st.booleans())
 def test_products_extraction(
@@ -222,17 +236,20 @@ def test_products_extraction(
     ``json_as_objects`` is the Snowflake setting (rows, jsonl), off the DuckDB one (Arrow, parquet)."""
     extraction.write(products)
     pipeline = extraction.pipeline()
+    route = "jsonl" if json_as_objects else "parquet"
     leaks.reset()
     try:
         pipeline.extract(extraction.sources[json_as_objects], refresh="drop_sources")
         info = pipeline.normalize()
     except PipelineStepFailed as exc:
-        check_error(exc, "products", [PG_CANARY], (ProductsDatabaseError,))
+        reason = check_error(exc, "products", [PG_CANARY], (ProductsDatabaseError,))
+        event(f"{route}: typed error, {_kind(reason)}")  # counted in --hypothesis-show-statistics
         assert exc.step == "extract", f"failed in {exc.step}, after extraction: {exc}"
         assert pipeline.has_pending_data is False, "a partial extract was left to load"
         leaks.add(str(exc))
         leaks.assert_clean([PG_CANARY])
         return
+    event(f"{route}: clean")
     rows = extraction.normalised_rows(pipeline, info.loads_ids)
     leaks.add(str(pipeline.last_trace))
     leaks.assert_clean([PG_CANARY])
