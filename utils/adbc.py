@@ -20,9 +20,10 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.typing import TDataItem
 from dlt.sources.sql_database.helpers import BaseTableLoader, register_table_loader_backend
 
@@ -49,9 +50,39 @@ def _decimal_type(hint: dict[str, Any]) -> pa.DataType:
     return pa.decimal128(precision, scale or 0)
 
 
+LOWEST_PG_VALUE: Final = {"date": -2_440_588, "timestamp": -210_866_803_200_000_000}
+"""PostgreSQL's earliest date (4713 BC) in days and microseconds since 1970. The driver hands over
+``infinity`` and ``-infinity`` (and timestamps past the year 292277) with its epoch shift overflowed,
+as a date millions of years before that (``infinity`` as ``-2147472692`` days), so anything lower
+is one of them."""
+
+
+def _refuse_infinity(field: pa.Field, kind: str) -> Callable[[pa.Array], pa.Array]:
+    """A check failing the read, naming the column, when a date or timestamp holds an infinity."""
+    integers = pa.int32() if kind == "date" else pa.int64()
+    beyond = "" if kind == "date" else " (or a timestamp past the year 292277)"
+
+    def check(array: pa.Array) -> pa.Array:
+        lowest = pc.min(array.cast(integers)).as_py()
+        if lowest is not None and lowest < LOWEST_PG_VALUE[kind]:
+            raise ReadError(
+                f"column {field.name}: PostgreSQL's infinity or -infinity{beyond} has no {kind} value in"
+                " Arrow or the warehouses (the driver would hand over a date millions of years BC); load the"
+                " column as text with a column override in [sources.products] tables, e.g."
+                f' {{name = "products", columns = {{{field.name} = "text"}}}} (docs/products.md)'
+            )
+        return array
+
+    return check
+
+
 def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa.Array] | None:
     """How to turn one column of the driver's batches into a plain Arrow type (None: as it is)."""
     kind = field.type
+    if pa.types.is_date32(kind):
+        return _refuse_infinity(field, "date")
+    if pa.types.is_timestamp(kind) and kind.unit == "us":
+        return _refuse_infinity(field, "timestamp")
     if pa.types.is_integer(kind) and hint.get("data_type") == "bigint" and not hint.get("precision"):
         # int2/int4 arrive as int16/int32; the reflected column is a plain bigint (as earlier loads
         # created it), and a narrower Arrow type would count as a type change under the schema contract

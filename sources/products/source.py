@@ -7,15 +7,12 @@ unreachable database fails the run's extract step with a clear, password-free er
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
 from urllib.parse import quote, quote_plus
 
 import dlt
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
 from dlt.common.schema.typing import TColumnSchema, TDeleteInsertStrategyDict, TSchemaContractDict
@@ -24,6 +21,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
+from sources.products.json_rows import rows_with_json
 from utils.adbc import AdbcTableLoader, ReadError
 from utils.http import redact_text
 from utils.pg_types import dlt_type, override_hint
@@ -297,13 +295,17 @@ class RedactingAdbcLoader(AdbcTableLoader):
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         try:
-            yield from super().load_rows(backend_kwargs)
+            yield from self.items(backend_kwargs)
         except ReadError as exc:
             reason = redact_text(str(exc), _password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"
             ) from None
+
+    def items(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+        """What dlt receives (Arrow batches); a :class:`ReadError` raised here fails the run typed."""
+        return super().load_rows(backend_kwargs)
 
 
 class JsonObjectsLoader(RedactingAdbcLoader):
@@ -312,10 +314,10 @@ class JsonObjectsLoader(RedactingAdbcLoader):
     as a VARIANT string, https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats).
     A table without JSON columns stays on Arrow and parquet."""
 
-    def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
+    def items(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         json_columns = [name for name, hint in self.columns.items() if hint.get("data_type") == "json"]
         if not json_columns:
-            yield from super().load_rows(backend_kwargs)
+            yield from super().items(backend_kwargs)
             return
         # dlt adds these to every jsonl row; nullable, so they can join a table first loaded as parquet
         # (Snowflake refuses a NOT NULL column added to a table that has rows)
@@ -323,30 +325,5 @@ class JsonObjectsLoader(RedactingAdbcLoader):
             name: {"name": name, "data_type": "text", "nullable": True} for name in DLT_ROW_COLUMNS
         }
         yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl", columns=lineage))
-        for batch in super().load_rows(backend_kwargs):
+        for batch in super().items(backend_kwargs):
             yield rows_with_json(batch, json_columns)
-
-
-def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``batch`` as rows, JSON text in ``json_columns`` parsed (Arrow lists are lists already).
-
-    JSON has no NaN or infinity, so a float column holding one fails here, naming it, instead of
-    landing as NULL."""
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if pa.types.is_floating(column.type) and pc.any(pc.invert(pc.is_finite(column))).as_py():
-            raise ReadError(
-                f"column {name}: NaN or infinity cannot travel as JSON (this table has JSON columns, so"
-                f" it loads as jsonl on Snowflake); load it as text with a column override in"
-                f' [sources.products] tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
-            )
-    rows = batch.to_pylist()
-    text = [
-        name
-        for name in json_columns
-        if name in batch.schema.names and pa.types.is_string(batch.schema.field(name).type)
-    ]
-    for row in rows:
-        for name in text:
-            if row[name] is not None:
-                row[name] = json.loads(row[name])
-    return rows

@@ -6,15 +6,19 @@ import datetime as dt
 import decimal
 import json
 import logging
+from pathlib import Path
 
+import dlt
 import pyarrow.parquet as pq
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products import ProductsDatabaseError, products_source
 from tests.fixtures.faults import Faults
 from tests.fixtures.postgres import ProductsDb
 from tests.fixtures.warehouse import Warehouse
+from tests.fuzz.outcomes import root_cause
 
 CANARY = "pg-canary-password-5d1e"
 
@@ -243,6 +247,62 @@ def test_connection_failure_names_host_and_database_never_the_password(
     assert "shop_db" in captured.err and "127.0.0.1" in captured.err
     assert CANARY not in captured.out + captured.err + caplog.text
     assert warehouse.tables("products") == set()
+
+
+def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON-row route (``json_as_objects``, Snowflake's) turns rows into Python values, and Python
+    has no date past 9999 (PostgreSQL has; found by tests/fuzz/test_products.py: a raw
+    ``OverflowError`` before). It fails at extract naming the column; a text override reads it."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
+    products_db.execute("update products set launched_on = '12026-01-01' where id = 3")
+    with pytest.raises(PipelineStepFailed, match="column launched_on: a value beyond Python") as failed:
+        products.run()
+    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
+    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
+    assert warehouse.tables("products") == set()
+    tables = [{"name": "products", "columns": {"launched_on": "text"}}]
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
+    rows = [row for row in products_source() if isinstance(row, dict)]  # jsonl rows, as Snowflake's
+    assert len(rows) == 20 and {row["launched_on"] for row in rows if row["id"] == 3} == {"12026-01-01"}
+
+
+def test_json_scalars_load_and_too_deep_json_fails_typed_on_the_json_route(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On the JSON-row route (found by tests/fuzz/test_products.py): a jsonb holding a bare scalar
+    used to reach dlt as a Python scalar, which dlt took for a variant column and the schema contract
+    refused, failing the run at normalise with a package left pending; a JSON integer past 64 bits, or
+    JSON nested deeper than dlt's jsonl writer goes, raised a raw ``TypeError`` (past Python's parser,
+    a ``RecursionError``)."""
+    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
+    scalars = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"'}
+    update = "update products set attributes = cast(:value as jsonb), updated_at = now() where id = :id"
+    for row_id, value in scalars.items():
+        products_db.execute(update, id=row_id, value=value)
+    assert products.run().rows_by_table == {"products": 20}
+    loaded = dict(warehouse.query("select id, attributes from products.products where id <= 5"))
+    parsed = {row_id: None if value is None else json.loads(value) for row_id, value in loaded.items()}
+    assert parsed == {row_id: json.loads(value) for row_id, value in scalars.items()}  # JSON null: NULL
+
+    too_wide = '{"n": 1e20}'  # jsonb prints 100000000000000000000, past dlt's jsonl writer (64 bits)
+    products_db.execute(update, id=6, value=too_wide)
+    with pytest.raises(PipelineStepFailed, match="the JSON number 100000000000000000000 is past 64 bits"):
+        products.run()
+    for depth in (253, 3000):  # past dlt's jsonl writer (orjson); past Python's own parser
+        products_db.execute(update, id=6, value="[" * depth + "]" * depth)
+        with pytest.raises(
+            PipelineStepFailed, match="column attributes: JSON nested deeper than 252"
+        ) as failed:
+            products.run()
+        assert isinstance(root_cause(failed.value), ProductsDatabaseError)
+        assert not products.create_pipeline().has_pending_data
+    products_db.execute(update, id=6, value="[" * 252 + "]" * 252)
+    # 252 levels pass dlt's writers; extract and normalise only (DuckDB's read_json stops at 128)
+    pipeline = dlt.pipeline("json_depth", pipelines_dir=str(tmp_path), destination="duckdb")
+    pipeline.extract(products_source())
+    assert pipeline.normalize().row_counts["products"] == 20
 
 
 def test_cli_flags(products_db: ProductsDb, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:

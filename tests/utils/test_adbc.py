@@ -68,6 +68,24 @@ def test_a_numeric_that_does_not_fit_is_a_clear_error(postgres: str) -> None:
         _read(postgres, "odd")
 
 
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+@pytest.mark.parametrize("pg_type", ["date", "timestamp", "timestamptz"])
+def test_infinity_fails_naming_the_column_instead_of_loading_as_an_ancient_date(
+    postgres: str, pg_type: str, value: str
+) -> None:
+    """The driver turns ``infinity`` into a date millions of years BC (found by tests/fuzz)."""
+    latest = "5874897-12-31" if pg_type == "date" else "292277-12-31"  # ADBC's timestamps end there
+    _execute(
+        postgres,
+        f"create table odd (id int, at {pg_type})",
+        f"insert into odd values (1, '4714-11-24 BC'), (2, '{latest}'), (3, '{value}')",
+    )
+    with pytest.raises(Exception, match="column at: PostgreSQL's infinity or -infinity"):
+        _read(postgres, "odd")
+    _execute(postgres, "delete from odd where id = 3")
+    assert sum(batch.num_rows for batch in _read(postgres, "odd")) == 2  # PostgreSQL's own extremes
+
+
 def test_driver_errors_become_read_errors(postgres: str) -> None:
     loader = AdbcTableLoader(_engine(postgres), "adbc", sa.Table("t", sa.MetaData()), {})  # type: ignore[arg-type]
     with pytest.raises(ReadError, match="does not exist"):
