@@ -9,28 +9,15 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from pipelines import exchange_rates
 from tests.fakes.frankfurter import FakeFrankfurter, is_working_day
-from tests.fixtures.aws import Aws
+from tests.fixtures.aws import BUCKET
 from tests.fixtures.warehouse import Warehouse
 from utils.destinations import REPO_ROOT
 
-BUCKET = "raw-landing-test"
 LAYOUT = re.compile(r"^exchange-rates/rates/\d{4}/\d{2}/\d{2}/(?P<load_id>[0-9.]+)\.[0-9a-z]+\.parquet$")
 COLUMNS = ["rate_date", "base_currency", "quote_currency", "rate", "provider", "loaded_at", "_dlt_load_id"]
-
-
-@pytest.fixture
-def s3(aws: Aws, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An empty bucket that the pipeline's production destination (filesystem on S3) writes to."""
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": aws.region})
-    monkeypatch.setenv("DLT__DESTINATION", "filesystem")
-    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", f"s3://{BUCKET}")
-    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__QUOTES", '["USD", "GBP", "JPY"]')
-    return client
 
 
 def keys(s3: Any) -> list[str]:

@@ -21,10 +21,9 @@ from pipelines import exchange_rates
 from tests.fakes.aws_proxy import HOP_BY_HOP, AwsProxy
 from tests.fakes.base import Request
 from tests.fakes.frankfurter import FakeFrankfurter, is_working_day
-from tests.fixtures.aws import Aws
+from tests.fixtures.aws import BUCKET, Aws
 from tests.fixtures.frankfurter import FAKE_TODAY
-from tests.fixtures.warehouse import Warehouse
-from tests.pipelines.test_exchange_rates_s3 import BUCKET, assert_unique, keys, read_rates
+from tests.pipelines.test_exchange_rates_s3 import assert_unique, keys, read_rates
 from utils.runner import attempt
 
 pytestmark = pytest.mark.reliability
@@ -82,17 +81,6 @@ class CuttingProxy(AwsProxy):
         headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
         headers["host"] = request.headers.get("host", "")
         return headers
-
-
-@pytest.fixture
-def s3(aws: Aws, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An empty bucket for the pipeline's production destination (as ``pipelines/test_exchange_rates_s3``)."""
-    client = aws.client("s3")
-    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": aws.region})
-    monkeypatch.setenv("DLT__DESTINATION", "filesystem")
-    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", f"s3://{BUCKET}")
-    monkeypatch.setenv("SOURCES__EXCHANGE_RATES__QUOTES", '["USD", "GBP", "JPY"]')
-    return client
 
 
 @pytest.fixture
