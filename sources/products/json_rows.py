@@ -18,6 +18,14 @@ JSON_ROW_DEPTH: Final = 252
 and its extract step writes a batch of rows as one list, so a value starts two levels down (measured)."""
 
 
+def _way_out(column: str) -> str:
+    """The end of every refusal here: why the row is JSON, and the override that loads the column."""
+    return (
+        " (this table has JSON columns, so it loads as jsonl on Snowflake); load it as text with a column"
+        f' override in [sources.products] tables, e.g. {{name = "...", columns = {{{column} = "text"}}}}'
+    )
+
+
 def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[dict[str, Any]]:
     """``batch`` as rows, JSON text in ``json_columns`` parsed (Arrow lists are lists already).
 
@@ -25,11 +33,7 @@ def rows_with_json(batch: pa.RecordBatch, json_columns: Sequence[str]) -> list[d
     landing as NULL."""
     for name, column in zip(batch.schema.names, batch.columns, strict=True):
         if pa.types.is_floating(column.type) and pc.any(pc.invert(pc.is_finite(column))).as_py():
-            raise ReadError(
-                f"column {name}: NaN or infinity cannot travel as JSON (this table has JSON columns, so"
-                f" it loads as jsonl on Snowflake); load it as text with a column override in"
-                f' [sources.products] tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
-            )
+            raise ReadError(f"column {name}: NaN or infinity cannot travel as JSON{_way_out(name)}")
     rows = _python_rows(batch)
     text = [
         name
@@ -55,17 +59,13 @@ def _json_value(column: str, text: str) -> Any:
         too_deep = True
     except _BeyondInt64 as exc:
         raise ReadError(
-            f"column {column}: the JSON number {str(exc)[:40]} is past 64 bits and cannot travel as a JSON"
-            f" row (this table has JSON columns, so it loads as jsonl on Snowflake, and dlt's jsonl writer"
-            f" takes 64-bit integers); load it as text with a column override in [sources.products] tables,"
-            f' e.g. {{name = "...", columns = {{{column} = "text"}}}}'
+            f"column {column}: the JSON number {str(exc)[:40]} is past 64 bits, which dlt's jsonl writer"
+            f" cannot write{_way_out(column)}"
         ) from None
     if too_deep:
         raise ReadError(
-            f"column {column}: JSON nested deeper than {JSON_ROW_DEPTH} levels cannot travel as a JSON row"
-            f" (this table has JSON columns, so it loads as jsonl on Snowflake, and dlt's jsonl writer stops"
-            f" there); load it as text with a column override in [sources.products] tables, e.g. {{name ="
-            f' "...", columns = {{{column} = "text"}}}}'
+            f"column {column}: JSON nested deeper than {JSON_ROW_DEPTH} levels, where dlt's jsonl writer"
+            f" stops, cannot travel as a JSON row{_way_out(column)}"
         )
     return value if isinstance(value, (dict, list)) else text
 
@@ -108,8 +108,6 @@ def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
         except (OverflowError, ValueError) as exc:
             raise ReadError(
                 f"column {name}: a value beyond Python's dates and times (infinity, or a year outside"
-                f" 1-9999: {exc}) cannot travel as a JSON row (this table has JSON columns, so it loads"
-                f" as jsonl on Snowflake); load it as text with a column override in [sources.products]"
-                f' tables, e.g. {{name = "...", columns = {{{name} = "text"}}}}'
+                f" 1-9999: {exc}) cannot travel as a JSON row{_way_out(name)}"
             ) from None
     return batch.to_pylist()  # not reached: some column failed above
