@@ -6,9 +6,11 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipelines import _catalogue as catalogue
 from pipelines import currencies
@@ -36,6 +38,15 @@ def test_every_pipeline_has_an_owner_and_the_scheduled_ones_a_schedule() -> None
     assert catalogue.schedules("currencies") == ["0 6 * * 1 Europe/London"]
 
 
+@pytest.fixture
+def without_prefect() -> Iterator[None]:
+    """No Prefect API, as on a laptop: a test harness that another test file started in this process
+    (session-scoped, under xdist on whichever worker ran that file) must not lend its failed runs."""
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield
+
+
+@pytest.mark.usefixtures("without_prefect")
 def test_status_after_a_load_on_duckdb(
     frankfurter: FakeFrankfurter, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
