@@ -249,6 +249,23 @@ def test_connection_failure_names_host_and_database_never_the_password(
     assert warehouse.tables("products") == set()
 
 
+def test_infinity_fails_the_run_naming_the_column_and_a_text_override_loads_it(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's ``infinity`` has no date in Arrow or the warehouses: the run fails at extract naming
+    the column, with nothing pending; the override docs/products.md gives then loads it as text."""
+    products_db.execute("update products set launched_on = 'infinity' where id = 3")
+    with pytest.raises(PipelineStepFailed, match="column launched_on: PostgreSQL's infinity") as failed:
+        products.run()
+    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
+    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
+    assert warehouse.tables("products") == set()
+    tables = [{"name": "products", "columns": {"launched_on": "text"}}]
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
+    assert products.run().rows_by_table == {"products": 20}
+    assert warehouse.scalar("select launched_on from products.products where id = 3") == "infinity"
+
+
 def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
     products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
