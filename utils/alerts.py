@@ -15,7 +15,7 @@ from typing import Any, Final, cast
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 
-from utils.http import redact_text
+from utils.redact import redact_text
 
 logger = logging.getLogger("data_pipelines.alerts")
 

@@ -3,25 +3,22 @@
 Clients are dlt's own ``RESTClient`` on dlt's retrying ``requests`` session, so retries, exponential
 backoff and ``Retry-After`` follow the ``[runtime]`` settings in ``.dlt/config.toml``
 (``request_max_attempts``, ``request_backoff_factor``, ``request_max_retry_delay``, ``request_timeout``).
-What this module adds is error text a person can act on, with secrets removed.
+What this module adds is error text a person can act on, with secrets removed (``utils/redact.py``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
-SECRET_QUERY_KEYS = frozenset({"app_id", "api_key", "apikey", "hapikey", "token", "access_token", "key"})
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+from utils.redact import redact_url
 
 
 class ApiError(RuntimeError):
@@ -51,22 +48,6 @@ def loads(data: bytes | str) -> Any:
 def json_body(response: requests.Response) -> Any:
     """The decoded JSON body of ``response``; ``ValueError`` if it is not JSON (any depth, any size)."""
     return loads(response.content)
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with the values of secret-looking query parameters replaced by ``***``."""
-    parts = urlsplit(url)
-    query = [(k, "***" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in parse_qsl(parts.query, True)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*,")))
-
-
-def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove bearer tokens and the given secret values from ``text``."""
-    text = _BEARER.sub(r"\1***", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def api_client(

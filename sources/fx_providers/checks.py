@@ -10,7 +10,8 @@ from typing import Any, Final, Literal, get_args
 import requests
 from dlt.sources.helpers.rest_client import RESTClient
 
-from utils.http import ApiError, redact_url, sample_of
+from utils.http import ApiError, sample_of
+from utils.redact import redact_url
 
 Provider = Literal["frankfurter", "openexchangerates"]
 PROVIDERS: Final = get_args(Provider)

@@ -17,7 +17,8 @@ import requests
 from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.fx_providers.checks import Row, check_code, check_rate, get, parse_date
-from utils.http import ApiError, check_response, get_json, loads, parse_json, redact_url, sample_of
+from utils.http import ApiError, check_response, get_json, loads, parse_json, sample_of
+from utils.redact import redact_url
 
 NDJSON: Final = "application/x-ndjson"
 

@@ -36,7 +36,8 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
 from sources.hubspot.limits import WINDOW_MARGIN, RateLimitedAdapter, SlidingWindowLimiter
-from utils.http import ApiError, api_client, check_response, json_body, parse_json, redact_text, sample_of
+from utils.http import ApiError, api_client, check_response, json_body, parse_json, sample_of
+from utils.redact import redact_text
 
 PAGE_SIZE: Final = 100
 """The most records HubSpot returns per list page (and ids per object batch read)."""

@@ -23,8 +23,8 @@ from dlt.sources.sql_database.helpers import TableBackend
 
 from sources.products.json_rows import rows_with_json
 from utils.adbc import AdbcTableLoader, ReadError
-from utils.http import redact_text
 from utils.pg_types import dlt_type, override_hint
+from utils.redact import redact_text
 
 SoftDelete = Literal["remove", "flag"]
 NullCursor = Literal["include", "exclude", "raise"]
