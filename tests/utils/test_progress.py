@@ -23,7 +23,8 @@ from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.warehouse import Warehouse
 from utils import progress
 from utils.destinations import get_destination
-from utils.progress import PROGRESS_LOG_SECONDS, RichCollector, progress_collector
+from utils.live_progress import RichCollector
+from utils.progress import PROGRESS_LOG_SECONDS, progress_collector
 from utils.runner import run_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,18 @@ def test_without_a_terminal_the_collector_is_a_log_at_an_interval() -> None:
     assert isinstance(collector, LogCollector)
     assert collector.log_period == PROGRESS_LOG_SECONDS >= 5
     assert collector.logger is progress.PROGRESS_LOGGER
+
+
+def test_without_a_terminal_rich_is_not_loaded() -> None:
+    """Workers, CI and pipes never draw live lines, so they do not pay for importing rich."""
+    code = (
+        "import io, sys; from utils.progress import progress_collector; progress_collector(io.StringIO()); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert found.stdout.strip() == "[]"
 
 
 def test_on_a_terminal_the_collector_redraws_at_least_once_a_second() -> None:
