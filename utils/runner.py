@@ -19,8 +19,10 @@ No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches t
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import fcntl
+import gc
 import logging
 import os
 import sys
@@ -263,6 +265,10 @@ def run_cli(run: Callable[[], RunReport]) -> int:
     Returns the process exit code: 0 on success, 1 with the failing step and error on failure.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # At exit the interpreter's garbage collector walks every object the run left (dlt's, SQLAlchemy's
+    # and pyarrow's modules among them): about 0.4 s, a sixth of an incremental run. Freezing them at
+    # exit skips that walk; memory is returned when the process ends (docs/performance.md).
+    atexit.register(gc.freeze)
     vault_provider.register()  # before run() creates the pipeline and its destination
     PROGRESS_LOGGER.setLevel(logging.INFO)  # progress lines when there is no terminal (utils/progress.py)
     try:
