@@ -286,12 +286,13 @@ def exit_cli(code: int) -> NoReturn:
     """End a pipeline's CLI process with ``code`` without the interpreter's teardown.
 
     What a process does at exit still happens: the ``atexit`` handlers run (logging's flush among
-    them) and standard output and error are flushed. What is skipped is the interpreter freeing every
-    module and object one by one, with a full garbage collection over them each time: with dlt,
-    SQLAlchemy, pyarrow and DuckDB loaded, 0.4-0.7 s, a fifth of an incremental run
-    (docs/performance.md). Nothing on disk depends on it: the run has closed its files and databases
-    by then. A thread still running is waited for as usual. Only for ``if __name__ == "__main__"``
-    blocks: it ends the process.
+    them; ``atexit._run_exitfuncs`` is what the interpreter itself calls) and standard output and
+    error are flushed. What is skipped is the interpreter freeing every module and object and
+    collecting the garbage among them: with dlt, SQLAlchemy, pyarrow and DuckDB loaded, 0.4-0.7 s, a
+    fifth of an incremental run (docs/performance.md). Nothing on disk depends on it: the run has
+    closed its files and databases by then. While another thread still runs, the process ends as
+    usual (after it). An exception raised by ``main()`` never gets here: it ends the process as usual.
+    Only for ``if __name__ == "__main__"`` blocks: it ends the process.
     """
     if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
         sys.exit(code)
