@@ -1,8 +1,9 @@
 """Benchmark the products pipeline as users run it, side by side with DuckDB's scanner and Sling.
 
 Starts its own PostgreSQL 16 (pgserver) in a temp dir, builds an 11-column ``products`` table (bigint,
-uuid, text, numeric(12,2), char(3), int, bool, jsonb, three timestamptz), then times, ``--repeats``
-times each, in fresh processes and in one sitting:
+uuid, text, numeric(12,2), char(3), int, bool, jsonb, three timestamptz), then times, in fresh
+processes and in one sitting, ``--repeats`` rounds of every candidate in turn (so a machine whose speed
+drifts during the benchmark moves every candidate alike):
 
 - ``scanner``: DuckDB's own postgres scanner, one ``CREATE TABLE AS SELECT`` (the practical limit),
   in its own environment: ``uv run --isolated --no-project --with duckdb==1.5.5 --with
@@ -285,7 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     server, socket_uri, tcp_uri = start_postgres(work / "pgdata")
     socket_dir = socket_uri.split("host=")[1].split("&")[0]
     port = tcp_uri.rsplit(":", 1)[1].split("/")[0]
-    lines: list[Line] = []
     try:
         started = time.perf_counter()
         execute(socket_uri, CREATE_TABLE.format(rows=args.rows))
@@ -308,26 +308,26 @@ def main(argv: list[str] | None = None) -> int:
         }
         (work / "home").mkdir()
         comparator_env = {**env, "HOME": str(work / "home"), "UV_CACHE_DIR": _uv_cache_dir()}
-        scanner_median: float | None = None
-
         if "scanner" in args.only or "sling" in args.only:
             # resolves (and on a first run installs) the environment, untimed
             subprocess.run([*COMPARATOR_ENV, "python", "-c", PREPARE], check=True, env=comparator_env)
-        if "scanner" in args.only:
-            libpq = f"host={socket_dir} port={port} dbname=postgres user=postgres"
-            line = Line("duckdb postgres scanner (CTAS)", args.rows)
-            for i in range(args.repeats):
+        libpq = f"host={socket_dir} port={port} dbname=postgres user=postgres"
+        scanner = Line("duckdb postgres scanner (CTAS)", args.rows)
+        sling = Line(f"sling 1.4.11 -> duckdb {DUCKDB} (full-refresh)", args.rows)
+        first = Line("pipelines.products, first run (merge)", args.rows)
+        incremental = Line(f"pipelines.products, {args.change:.0%} changed", 0)
+        full = Line("pipelines.products --full-refresh", 0)
+        cli = ["uv", "run", "python", "-m", "pipelines.products"]
+        # one round of every candidate per repeat, so a machine that slows down or speeds up during the
+        # benchmark moves every candidate's figures alike rather than whichever ran at that moment
+        for i in range(args.repeats):
+            if "scanner" in args.only:
                 target = work / f"scanner-{i}.duckdb"
-                line.runs.append(
+                scanner.runs.append(
                     measure([*COMPARATOR_ENV, "python", "-c", SCANNER, str(target), libpq], comparator_env)
                 )
                 target.unlink()
-            scanner_median = line.median
-            lines.append(line)
-            print(line.render(scanner_median), flush=True)
-        if "sling" in args.only:
-            line = Line(f"sling 1.4.11 -> duckdb {DUCKDB} (full-refresh)", args.rows)
-            for i in range(args.repeats):
+            if "sling" in args.only:
                 target = work / f"sling-{i}.duckdb"
                 sling_env = {
                     **comparator_env,
@@ -339,16 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                     "public.products", "--tgt-conn", "DUCK", "--tgt-object", "main.products", "--mode",
                     "full-refresh",
                 ]  # fmt: skip
-                line.runs.append(measure(command, sling_env))
+                sling.runs.append(measure(command, sling_env))
                 target.unlink(missing_ok=True)
-            lines.append(line)
-            print(line.render(scanner_median), flush=True)
-        if "pipeline" in args.only:
-            first = Line("pipelines.products, first run (merge)", args.rows)
-            incremental = Line(f"pipelines.products, {args.change:.0%} changed", 0)
-            full = Line("pipelines.products --full-refresh", 0)
-            cli = ["uv", "run", "python", "-m", "pipelines.products"]
-            for i in range(args.repeats):
+            if "pipeline" in args.only:
                 shutil.rmtree(work / "dlt", ignore_errors=True)
                 target = work / f"pipeline-{i}.duckdb"
                 pipeline_env = {
@@ -365,11 +358,12 @@ def main(argv: list[str] | None = None) -> int:
                 full.runs.append(measure([*cli, "--full-refresh"], pipeline_env))
                 full.rows = _rows(full.runs[-1].stdout)
                 target.unlink()
-            for line in (first, incremental, full):
-                lines.append(line)
-            print(first.render(scanner_median))
-            print(full.render(scanner_median))
-            print(incremental.render(scanner_median))
+            print(f"round {i + 1} of {args.repeats} done", file=sys.stderr, flush=True)
+        scanner_median = scanner.median if scanner.runs else None
+        for line in (scanner, sling, first, full, incremental):
+            if line.runs:
+                print(line.render(scanner_median))
+        if incremental.runs:
             print(f"{'incremental / full refresh (medians)':<40} {incremental.median / full.median:>35.2f}x")
     finally:
         server.cleanup()
