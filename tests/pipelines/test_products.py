@@ -249,6 +249,13 @@ def test_connection_failure_names_host_and_database_never_the_password(
     assert warehouse.tables("products") == set()
 
 
+def assert_refused_at_extract(failed: PipelineStepFailed, warehouse: Warehouse) -> None:
+    """The run failed at extract with the source's typed error, leaving nothing pending or loaded."""
+    assert failed.step == "extract" and not products.create_pipeline().has_pending_data
+    assert isinstance(root_cause(failed), ProductsDatabaseError)
+    assert warehouse.tables("products") == set()
+
+
 def test_infinity_fails_the_run_naming_the_column_and_a_text_override_loads_it(
     products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -257,9 +264,7 @@ def test_infinity_fails_the_run_naming_the_column_and_a_text_override_loads_it(
     products_db.execute("update products set launched_on = 'infinity' where id = 3")
     with pytest.raises(PipelineStepFailed, match="column launched_on: PostgreSQL's infinity") as failed:
         products.run()
-    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
-    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
-    assert warehouse.tables("products") == set()
+    assert_refused_at_extract(failed.value, warehouse)
     tables = [{"name": "products", "columns": {"launched_on": "text"}}]
     monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
     assert products.run().rows_by_table == {"products": 20}
@@ -276,9 +281,7 @@ def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
     products_db.execute("update products set launched_on = '12026-01-01' where id = 3")
     with pytest.raises(PipelineStepFailed, match="column launched_on: a value beyond Python") as failed:
         products.run()
-    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
-    assert isinstance(root_cause(failed.value), ProductsDatabaseError)
-    assert warehouse.tables("products") == set()
+    assert_refused_at_extract(failed.value, warehouse)
     tables = [{"name": "products", "columns": {"launched_on": "text"}}]
     monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
     rows = [row for row in products_source() if isinstance(row, dict)]  # jsonl rows, as Snowflake's
