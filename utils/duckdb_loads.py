@@ -12,22 +12,34 @@ table it loads: the dataset or its staging dataset) in the same transaction, and
 is already there skips the file. The ledger rows of a load are deleted when the load completes.
 Snowflake should need none of this: its COPY skips a staged file it has already loaded (load
 metadata; dlt's COPY does not use ``FORCE``). That is not tested here (docs/reliability.md).
+
+Parquet files bound for the staging dataset (merge, and replace through staging) are not copied into
+the staging table at all: their jobs complete at once, and the merge or replace SQL that dlt then
+runs in one transaction reads the files where it would read the staging table. Every row is then
+written to DuckDB once instead of twice (staging, then the table), and a killed run has committed
+nothing for those files, so they need no ledger. The files stay in the load package until the load
+completes, so a resumed load reads them again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
-from dlt.common.destination.client import LoadJob, PreparedTableSchema
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
+from dlt.common.destination.client import FollowupJobRequest, LoadJob, PreparedTableSchema
 from dlt.common.destination.reference import DestinationReference
-from dlt.common.storages.load_package import ParsedLoadJobFileName
+from dlt.common.storages.load_package import LoadJobInfo, ParsedLoadJobFileName
 from dlt.destinations import duckdb
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.destinations.job_impl import FinalizedLoadJobWithFollowupJobs
 
 logger = logging.getLogger("data_pipelines.duckdb_loads")
 
@@ -78,8 +90,51 @@ class ExactlyOnceDuckDbClient(DuckDbClient):
     ) -> LoadJob:
         job = super().create_load_job(table, file_path, load_id, restore)
         if type(job) is DuckDbCopyJob:
+            if self._read_at_followup(str(table["name"]), file_path):
+                return FinalizedLoadJobWithFollowupJobs(file_path)  # read by the merge or replace SQL instead
             return ExactlyOnceCopyJob(file_path)
         return job
+
+    def _read_at_followup(self, table_name: str, file_path: str) -> bool:
+        return file_path.endswith(".parquet") and self.should_load_data_to_staging_dataset(table_name)
+
+    def create_table_chain_completed_followup_jobs(
+        self,
+        table_chain: Sequence[PreparedTableSchema],
+        completed_table_chain_jobs: Sequence[LoadJobInfo] | None = None,
+    ) -> list[FollowupJobRequest]:
+        jobs = super().create_table_chain_completed_followup_jobs(table_chain, completed_table_chain_jobs)
+        reads = self._staged_file_reads(table_chain, completed_table_chain_jobs or ())
+        for job in jobs if reads else ():
+            sql_file = Path(job.new_file_path())
+            if sql_file.suffix == ".sql":
+                staging_tables = re.compile("|".join(re.escape(name) for name in reads))
+                sql = staging_tables.sub(lambda found: reads[found[0]], sql_file.read_text(encoding="utf-8"))
+                sql_file.write_text(sql, encoding="utf-8")
+        return jobs
+
+    def _staged_file_reads(
+        self, table_chain: Sequence[PreparedTableSchema], completed: Sequence[LoadJobInfo]
+    ) -> dict[str, str]:
+        """Each staging table whose files were not copied -> that (empty) table and its files, by
+        column name: the table's columns and types, NULL where no file has a column."""
+        reads = {}
+        for table_name in (str(table["name"]) for table in table_chain):
+            files = [
+                job.file_path
+                for job in completed
+                if job.job_file_info.table_name == table_name
+                and self._read_at_followup(table_name, job.file_path)
+            ]
+            if files:
+                with self.sql_client.with_staging_dataset():
+                    staging_table = self.sql_client.make_qualified_table_name(table_name)
+                paths = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+                reads[staging_table] = (
+                    f"(SELECT * FROM {staging_table} UNION ALL BY NAME"
+                    f" SELECT * FROM read_parquet([{paths}], union_by_name = true))"
+                )
+        return reads
 
     def complete_load(self, load_id: str) -> None:
         super().complete_load(load_id)
@@ -101,3 +156,11 @@ class exactly_once_duckdb(duckdb):
     @property
     def client_class(self) -> type[DuckDbClient]:
         return ExactlyOnceDuckDbClient
+
+    def _raw_capabilities(self) -> DestinationCapabilitiesContext:
+        caps = super()._raw_capabilities()
+        # dlt runs a merge or replace job's SQL in a transaction only when the destination says it
+        # supports transactions or the SQL holds DDL; DuckDB's capabilities leave the first unset, so
+        # "DELETE ...; INSERT ..." ran statement by statement and a failed INSERT left the table empty
+        caps.supports_transactions = True
+        return caps

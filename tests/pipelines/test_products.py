@@ -11,11 +11,11 @@ from pathlib import Path
 import dlt
 import pyarrow.parquet as pq
 import pytest
+from dlt.destinations.job_client_impl import SqlLoadJob
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
 from sources.products import ProductsDatabaseError, products_source
-from tests.fixtures.faults import Faults
 from tests.fixtures.postgres import ProductsDb
 from tests.fixtures.warehouse import Warehouse
 from tests.fuzz.outcomes import root_cause
@@ -186,17 +186,30 @@ def test_full_refresh_reloads_everything_and_restarts_the_cursor(
 
 
 def test_a_full_refresh_that_fails_to_load_keeps_the_last_good_rows(
-    products_db: ProductsDb, warehouse: Warehouse, faults: Faults
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The swap empties the table, then reads the run's files into it, in one transaction: a file that
+    cannot be read once the table is empty rolls the whole swap back; the retry reads the files."""
     products.run()
     products_db.execute("delete from products where id > 10")
-    faults.fail_duckdb_copies(times=100)  # every file fails: the load step fails after it started
+    hidden: list[Path] = []
+    swap = SqlLoadJob.run
+
+    def hide_a_file_then_swap(job: SqlLoadJob) -> None:
+        if not hidden:
+            package = Path(job._file_path).parent.parent  # the job runs from started_jobs/
+            parquet = next((package / "completed_jobs").glob("products.*.parquet"))
+            hidden.extend([parquet, parquet.rename(parquet.with_suffix(".hidden"))])
+        swap(job)
+
+    monkeypatch.setattr(SqlLoadJob, "run", hide_a_file_then_swap)
     with pytest.raises(PipelineStepFailed) as failed:
         products.run(full_refresh=True)
-    assert failed.value.step == "load"
-    assert rows(warehouse) == list(range(1, 21))  # not truncated: the reload went to staging only
-    faults.remaining["duckdb_copy"] = 0
-    products.run(full_refresh=True)
+    assert failed.value.step == "load" and "No files found" in str(failed.value)
+    assert rows(warehouse) == list(range(1, 21))  # the emptied table was rolled back
+    hidden[1].rename(hidden[0])
+    report = products.run(full_refresh=True)
+    assert report.resumed_load_ids, "the retry finished the failed load from its files"
     assert rows(warehouse) == list(range(1, 11))
 
 

@@ -8,10 +8,10 @@ then carries on.
 
     RELIABILITY_KILL_AFTER_COMMIT=contacts RELIABILITY_PAUSE_MARKER=/tmp/x.killed python -m ...
 
-Instead of pausing: the first file job of that table runs to its end (the destination has committed its
-rows), then the process writes the marker and SIGKILLs itself before dlt records the job as done - the
-instant a real kill or power cut can hit. Everything else - the CLI, dlt, the destination - is the real
-thing.
+Instead of pausing: the first job that commits rows of that table runs to its end (a file load; for merge
+and replace on DuckDB, the SQL that reads the files into the table), then the process writes the marker
+and SIGKILLs itself before dlt records the job as done - the instant a real kill or power cut can hit.
+Everything else - the CLI, dlt, the destination - is the real thing.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
 
 def _killed_after_commit(self: RunnableLoadJob, next_state: Any) -> None:
     parsed = ParsedLoadJobFileName.parse(self._file_path)
-    is_target = parsed.table_name == KILL_AFTER_COMMIT and parsed.file_format != "sql"
+    is_target = parsed.table_name == KILL_AFTER_COMMIT
     if next_state == "completed" and is_target and _write_marker(parsed.table_name):
         os.kill(os.getpid(), signal.SIGKILL)  # committed, not yet recorded as done by dlt
     _original_release(self, next_state)
