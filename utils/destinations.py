@@ -21,6 +21,8 @@ from typing import Any, Final, Literal
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
+from dlt.common.destination.reference import DestinationReference
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from utils.duckdb_loads import exactly_once_duckdb
@@ -61,6 +63,27 @@ SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
 }
 """Production Snowflake settings. Merge strategy is a resource hint (``write_disposition={"disposition":
 "merge", "strategy": ...}``), not a destination setting: dlt's default, ``delete-insert``, is ours."""
+
+
+class transactional_snowflake(dlt.destinations.snowflake):
+    """dlt's ``snowflake`` destination (same type, name and configuration) running each merge and
+    replace job's SQL in one transaction.
+
+    dlt opens Snowflake sessions with autocommit and wraps a job's SQL in a transaction only when the
+    destination declares ``supports_transactions`` (Snowflake's capabilities leave it unset) or the SQL
+    holds DDL. The replace swap, ``DELETE`` then ``INSERT ... SELECT`` from staging, therefore committed
+    statement by statement: readers saw the table empty in between, and a failed ``INSERT`` left it
+    empty until the retry (``tests/utils/test_snowflake.py``).
+    """
+
+    @property
+    def destination_type(self) -> str:
+        return DestinationReference.normalize_type("snowflake")  # "dlt.destinations.snowflake"
+
+    def _raw_capabilities(self) -> DestinationCapabilitiesContext:
+        caps = super()._raw_capabilities()
+        caps.supports_transactions = True
+        return caps
 
 
 class DestinationConfigError(ValueError):
@@ -112,7 +135,7 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
             preferred_loader_file_format=LOADER_FILE_FORMAT,
         )
     if name == "snowflake":
-        return dlt.destinations.snowflake(
+        return transactional_snowflake(
             preferred_loader_file_format=LOADER_FILE_FORMAT,
             **snowflake_options(options if production == "snowflake" else {}),
         )

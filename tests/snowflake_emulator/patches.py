@@ -19,8 +19,16 @@ fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
    Alongside, the JSON file format's ``BINARY_FORMAT = 'BASE64'`` (which dlt sets) is honoured: a
    base64 string copied into a BINARY column is decoded, where fakesnow stored the base64 text.
 
+6. Also a behaviour gap: with autocommit off, Snowflake counts ``TRUNCATE`` as DML, so it opens (or
+   joins) the session's transaction and a ``ROLLBACK`` brings the rows back
+   (https://docs.snowflake.com/en/sql-reference/transactions: "The term DML refers to INSERT, UPDATE,
+   DELETE, MERGE, and TRUNCATE statements"). fakesnow opens its implicit transaction for the other
+   four only, so a ``TRUNCATE`` committed at once and a failed replace swap left the table empty here
+   where Snowflake keeps the rows. The patch opens the transaction for ``TRUNCATE`` too.
+
 Patches 1-4 rewrite the parsed statement into the form fakesnow already supports and call fakesnow's
-own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does.
+own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does; patch 6
+starts fakesnow's own implicit transaction where Snowflake would.
 They touch fakesnow internals, so they are pinned to one fakesnow version and refuse to load on any
 other: re-check them when you bump fakesnow.
 The client side is untouched except for one capability (see :func:`single_statement_capabilities`).
@@ -197,7 +205,22 @@ def apply() -> None:
     table_columns, inserts = _variant_text_stays_text()
     fakesnow.copy_into._get_table_columns = table_columns
     fakesnow.copy_into._inserts = inserts
+    cursor = fakesnow.cursor.FakeSnowflakeCursor
+    cursor._execute = _truncate_is_dml(cursor._execute)  # type: ignore[method-assign]
     _applied = True
+
+
+def _truncate_is_dml(original: Callable[..., None]) -> Callable[..., None]:
+    """fakesnow's statement execution, opening the implicit transaction for ``TRUNCATE`` (patch 6)."""
+
+    def execute(self: Any, transformed: exp.Expr, params: Any = None) -> None:
+        opens = not self._conn._autocommit and not self._conn._in_transaction
+        if opens and isinstance(transformed, exp.TruncateTable):
+            self._duck_conn.begin()
+            self._conn._in_transaction = True
+        original(self, transformed, params)
+
+    return execute
 
 
 def single_statement_capabilities() -> Callable[[], None]:

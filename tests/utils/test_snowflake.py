@@ -13,6 +13,8 @@ from typing import Any
 
 import dlt
 import pytest
+from dlt.destinations.job_client_impl import SqlLoadJob
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from tests.fixtures.snowflake import Snowflake
 from tests.snowflake_emulator.recorder import Statement, recorded_statements
@@ -177,3 +179,28 @@ def test_replace_goes_through_the_staging_schema(snowflake: Snowflake) -> None:
     assert snowflake.assert_unique(DATASET, "rates", "code") == 3
     staging = f"{DATASET}_staging"  # insert-from-staging: loaded there, then swapped in one transaction
     assert "RATES" in snowflake.tables(staging)
+
+
+def test_a_replace_whose_swap_fails_keeps_the_last_good_rows(
+    snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The swap (DELETE, then INSERT from staging) is one transaction: an INSERT that fails once the
+    table is empty rolls the DELETE back, so readers never see the table empty."""
+
+    @dlt.resource(name="rates", write_disposition="replace", primary_key="code")
+    def rates(n: int) -> Iterator[dict[str, Any]]:
+        yield from ({"code": f"C{i}", "rate": i / 10} for i in range(n))
+
+    run_pipeline(pipeline(), lambda: rates(5))
+    swap = SqlLoadJob.run
+
+    def swap_from_a_missing_staging_table(job: SqlLoadJob) -> None:
+        staging = job._job_client.sql_client
+        with staging.with_staging_dataset():
+            staging.execute_sql(f"DROP TABLE {staging.make_qualified_table_name('rates')}")
+        swap(job)
+
+    monkeypatch.setattr(SqlLoadJob, "run", swap_from_a_missing_staging_table)
+    with pytest.raises(PipelineStepFailed, match=r"(?i)RATES.* does not exist"):
+        run_pipeline(pipeline(), lambda: rates(3))
+    assert snowflake.count(DATASET, "rates") == 5
