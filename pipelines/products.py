@@ -34,9 +34,10 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
     """Load rows changed since the last run (merge); settings come from ``[sources.products]``.
 
     ``full_refresh`` forgets the incremental cursor (dlt resets a resource's state on ``replace``)
-    and reloads every live row with ``replace``: into the staging schema, then swapped in one
-    transaction, so readers never see an empty table and a failed load keeps the last good rows;
-    the table is not dropped, so Snowflake grants survive. The next run merges again.
+    and reloads every live row with ``replace``: one transaction swaps the table's rows for the new
+    ones (on Snowflake from the staging schema, on DuckDB straight from the run's files), so readers
+    never see an empty table and a failed load keeps the last good rows; the table is not dropped, so
+    Snowflake grants survive. The next run merges again.
     ``start_date`` re-reads rows changed on or after that date (UTC) up to now and merges them; on
     its own it leaves the daily cursor where it was, with ``full_refresh`` it is where the reload
     starts.
@@ -63,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "--full-refresh",
         action="store_true",
         help=(
-            "forget the cursor and reload every live row: loaded into staging, then swapped in one"
-            " transaction (the tables are never emptied or dropped)"
+            "forget the cursor and reload every live row; one transaction swaps the rows (the tables"
+            " are never left empty or dropped)"
         ),
     )
     parser.add_argument(

@@ -40,14 +40,15 @@ and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten ti
 destination's *preferred* format, so a resource that declares its own ``file_format`` hint keeps it."""
 DUCKDB_SESSION: Final[dict[str, Any]] = {"preserve_insertion_order": False}
 """Settings for every DuckDB session dlt opens. Row order inside a table means nothing to a warehouse,
-and not keeping it lets DuckDB write an INSERT in parallel. The rows it writes that way cost a
-checkpoint later, so the gain needs :func:`held_open` too: together a 1M-row replace loads in 1.5-1.6 s
-instead of about 2.0 s (benchmarks/products.py)."""
+and not keeping it lets DuckDB write one INSERT on every core: a 1M-row replace reading its parquet
+files in one statement takes 1.1 s instead of 1.9 s (docs/performance.md). The rows it writes that
+way cost a checkpoint later, hence :func:`held_open`."""
 
 
 SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
     # Replace loads into the dataset's ``<DATASET>_STAGING`` schema, then swaps rows in one transaction
-    # (DELETE + INSERT ... SELECT): readers never see an empty or half-loaded table, a failed load leaves
+    # (TRUNCATE + INSERT ... SELECT; transactional_snowflake): readers never see an empty or half-loaded
+    # table, a failed load leaves
     # the last good rows, and the table itself (grants, comments, time travel) survives. "staging-
     # optimized" re-creates tables by CLONE (loses grants unless enable_atomic_swap; breaks streams on
     # the table) and only pays off for very large replace tables; "truncate-and-insert" exposes an empty
@@ -125,10 +126,10 @@ def get_destination(production: DestinationName = "snowflake", **options: Any) -
     """
     name = destination_name(production)
     if name == "duckdb":
-        # As on Snowflake: replace loads into the staging schema and swaps rows in one transaction, so a
-        # run killed mid-load leaves the last good table rather than an empty one (dlt's DuckDB default,
-        # truncate-and-insert, empties the table before loading; docs/reliability.md).
-        # File loads happen exactly once even when a run is killed mid-load (utils/duckdb_loads.py).
+        # As on Snowflake: replace swaps rows in one transaction, so a run killed mid-load leaves the
+        # last good table rather than an empty one (dlt's DuckDB default, truncate-and-insert, empties
+        # the table before loading; docs/reliability.md). utils/duckdb_loads.py: each file is loaded
+        # once even when a run is killed mid-load, and merge and replace read parquet from the files.
         return exactly_once_duckdb(
             credentials=DuckDbCredentials(duckdb_path(), local_config=dict(DUCKDB_SESSION)),
             replace_strategy="insert-from-staging",
@@ -159,11 +160,10 @@ def held_open(destination: Destination[Any, Any] | None) -> Iterator[None]:
     """Keep a local DuckDB database open for the ``with`` block (no-op for other destinations).
 
     dlt opens and closes DuckDB per job; each time the last connection closes, DuckDB checkpoints
-    the whole file, including the staging rows the next job is about to copy and then truncate (for
-    a 1M-row replace about 0.45 s). One connection opened with dlt's connect settings makes dlt's
-    connections share this database instance, so DuckDB checkpoints once, when the block ends, after
-    staging has been emptied. Durability is unchanged: every statement still commits. While held,
-    other processes cannot open the file (as while any dlt job runs).
+    the whole file. One connection opened with dlt's connect settings makes dlt's connections share
+    this database instance, so DuckDB checkpoints once, when the block ends, not between jobs.
+    Durability is unchanged: every statement still commits. While held, other processes cannot open
+    the file (as while any dlt job runs).
     """
     credentials = destination.config_params.get("credentials") if destination else None
     path = credentials.database if isinstance(credentials, DuckDbCredentials) else credentials
