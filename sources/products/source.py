@@ -115,7 +115,7 @@ def products_source(
         chunk_size: most rows per Arrow batch.
         initial_value, end_value: cursor range for this run (the pipeline's ``--start-date``).
         write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
-            swaps in the whole table (through staging, in one transaction) instead of merging, and
+            swaps in the whole table (in one transaction) instead of merging, and
             then leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
         json_as_objects: tables with JSON columns (json, jsonb, arrays) are handed to dlt as rows with
             those values parsed and loaded as ``jsonl``: Snowflake stores JSON text from parquet as a
