@@ -183,7 +183,9 @@ def test_generated_tests_and_consistency_checks_pass(scaffolded: Scaffolded) -> 
         assert done.returncode == 0, done.stdout + done.stderr
         assert all(f"flows/{name}.py:{name}_flow" in (root / "prefect.yaml").read_text() for name in VARIANTS)
         consistency += ["tests/deploy/test_prefect_yaml.py", "tests/deploy/test_generated.py"]
-    done = run([PYTHON, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider", *tests, *consistency], root)
+    # without the captured logs, a failure's own lines (the assertion, the exception) fit in the summary
+    pytest_options = ["-q", "-n0", "-p", "no:cacheprovider", "--show-capture=no", "--tb=short"]
+    done = run([PYTHON, "-m", "pytest", *pytest_options, *tests, *consistency], root)
     summary = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, summary
     passed = int(re.search(r"(\d+) passed", done.stdout).group(1))  # type: ignore[union-attr]
