@@ -47,12 +47,11 @@ way cost a checkpoint later, hence :func:`held_open`."""
 
 SNOWFLAKE_DEFAULTS: Final[dict[str, Any]] = {
     # Replace loads into the dataset's ``<DATASET>_STAGING`` schema, then swaps rows in one transaction
-    # (TRUNCATE + INSERT ... SELECT; transactional_snowflake): readers never see an empty or half-loaded
-    # table, a failed load leaves
-    # the last good rows, and the table itself (grants, comments, time travel) survives. "staging-
-    # optimized" re-creates tables by CLONE (loses grants unless enable_atomic_swap; breaks streams on
-    # the table) and only pays off for very large replace tables; "truncate-and-insert" exposes an empty
-    # table while loading.
+    # (TRUNCATE + INSERT ... SELECT, see transactional_snowflake): readers never see an empty or
+    # half-loaded table, a failed load leaves the last good rows, and the table itself (grants,
+    # comments, time travel) survives. "staging-optimized" re-creates tables by CLONE (loses grants
+    # unless enable_atomic_swap; breaks streams on the table) and only pays off for very large replace
+    # tables; "truncate-and-insert" exposes an empty table while loading.
     "replace_strategy": "insert-from-staging",
     # Delete each file from the table stage once COPY has loaded it: staged files are billed storage.
     "keep_staged_files": False,
@@ -72,7 +71,7 @@ class transactional_snowflake(dlt.destinations.snowflake):
 
     dlt opens Snowflake sessions with autocommit and wraps a job's SQL in a transaction only when the
     destination declares ``supports_transactions`` (Snowflake's capabilities leave it unset) or the SQL
-    holds DDL. The replace swap, ``DELETE`` then ``INSERT ... SELECT`` from staging, therefore committed
+    holds DDL. The replace swap, ``TRUNCATE`` then ``INSERT ... SELECT`` from staging, therefore committed
     statement by statement: readers saw the table empty in between, and a failed ``INSERT`` left it
     empty until the retry (``tests/utils/test_snowflake.py``).
     """

@@ -184,8 +184,8 @@ def test_replace_goes_through_the_staging_schema(snowflake: Snowflake) -> None:
 def test_a_replace_whose_swap_fails_keeps_the_last_good_rows(
     snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The swap (DELETE, then INSERT from staging) is one transaction: an INSERT that fails once the
-    table is empty rolls the DELETE back, so readers never see the table empty."""
+    """The swap (TRUNCATE, then INSERT from staging) is one transaction: an INSERT that fails once the
+    table is empty rolls the TRUNCATE back, so readers never see the table empty."""
 
     @dlt.resource(name="rates", write_disposition="replace", primary_key="code")
     def rates(n: int) -> Iterator[dict[str, Any]]:
