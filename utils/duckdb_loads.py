@@ -105,10 +105,11 @@ class ExactlyOnceDuckDbClient(DuckDbClient):
     ) -> list[FollowupJobRequest]:
         jobs = super().create_table_chain_completed_followup_jobs(table_chain, completed_table_chain_jobs)
         reads = self._staged_file_reads(table_chain, completed_table_chain_jobs or ())
-        for job in jobs if reads else ():
-            sql_file = Path(job.new_file_path())
+        if not reads:
+            return jobs
+        staging_tables = re.compile("|".join(re.escape(name) for name in reads))
+        for sql_file in (Path(job.new_file_path()) for job in jobs):
             if sql_file.suffix == ".sql":
-                staging_tables = re.compile("|".join(re.escape(name) for name in reads))
                 sql = staging_tables.sub(lambda found: reads[found[0]], sql_file.read_text(encoding="utf-8"))
                 sql_file.write_text(sql, encoding="utf-8")
         return jobs
