@@ -1,8 +1,8 @@
 """Freshness check: fails, and so alerts, when a dataset's newest successful load is too old.
 
-Every declared pipeline (``pipelines/declarations/<name>.yaml``) is checked against its bound, read by
-``pipelines/_catalogue.py`` into ``FRESHNESS_BOUNDS``: how old its newest successful load may be before
-someone should look (``freshness``, or derived from its schedules). Each run also publishes the operator's
+Every declared pipeline (``declarations/<name>.yaml``) is checked against its bound
+(``declarations.freshness_bound``): how old its newest successful load may be before someone should
+look (``freshness``, or derived from its schedules). Each run also publishes the operator's
 status table (``python -m pipelines status``) as the table artefact ``pipeline-status``.
 
     uv run python flows/freshness.py
@@ -19,7 +19,9 @@ if __package__ in (None, ""):  # `python flows/freshness.py`: make the repositor
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from pipelines._catalogue import FRESHNESS_BOUNDS, pipeline_module
+from declarations import freshness_bound
+from declarations import pipelines as declared
+from pipelines import pipeline_module
 from utils.orchestration import pipeline_flow, pipeline_task
 
 
@@ -33,17 +35,17 @@ def check_freshness(pipeline_name: str) -> dict[str, Any]:
     from utils.freshness import check
 
     vault_provider.register()  # the destination's credentials may live in the vault
-    result = check(pipeline_module(pipeline_name).create_pipeline(), FRESHNESS_BOUNDS[pipeline_name])
+    result = check(pipeline_module(pipeline_name).create_pipeline(), freshness_bound(pipeline_name))
     return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe()}
 
 
 @pipeline_flow("freshness")
 def freshness_flow(pipelines: list[str] | None = None) -> list[dict[str, Any]]:
     """Check every pipeline's (or the named pipelines') newest successful load against its bound."""
-    names = pipelines or sorted(FRESHNESS_BOUNDS)
-    unknown = sorted(set(names) - set(FRESHNESS_BOUNDS))
+    names = pipelines or declared()
+    unknown = sorted(set(names) - set(declared()))
     if unknown:
-        raise ValueError(f"not declared in pipelines/declarations/: {', '.join(unknown)}")
+        raise ValueError(f"not declared in declarations/: {', '.join(unknown)}")
     results = [check_freshness(name) for name in names]
     lines = ["| pipeline | status | detail |", "|---|---|---|"]
     lines += [f"| {r['pipeline']} | {'STALE' if r['stale'] else 'fresh'} | {r['summary']} |" for r in results]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines import _catalogue as catalogue
+import declarations as catalogue
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines import _catalogue as catalogue
+import declarations as catalogue
+from pipelines import pipeline_module
 from utils.freshness import human, newest_load, rows_in_load
 from utils.runner import describe_error
 
@@ -82,8 +83,8 @@ class PipelineStatus:
 def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus:
     """One pipeline's destination as a :class:`PipelineStatus` (:func:`collect` adds Prefect's view)."""
     now = now or dt.datetime.now(dt.UTC)
-    bound = catalogue.FRESHNESS_BOUNDS[name]
-    pipeline = catalogue.pipeline_module(name).create_pipeline()
+    bound = catalogue.freshness_bound(name)
+    pipeline = pipeline_module(name).create_pipeline()
     status = PipelineStatus(
         pipeline=name,
         owner=catalogue.owner(name),

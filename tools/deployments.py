@@ -1,5 +1,5 @@
 """Render what derives from the pipeline declarations: ``prefect.yaml``, ``docs/lineage.md`` and the
-README's pipeline table, from ``pipelines/declarations/<name>.yaml`` and the templates beside this module.
+README's pipeline table, from ``declarations/<name>.yaml`` and the templates beside this module.
 
     uv run python -m tools.deployments            # write the files
     uv run python -m tools.deployments --check    # 1, with a diff, when a committed file is stale (CI)
@@ -24,7 +24,7 @@ from typing import Any, Final
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pipelines._catalogue import Declaration, declarations
+from declarations import Declaration, declarations
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"

@@ -21,7 +21,8 @@ from dlt.common.configuration.utils import TraceLogContext
 from dlt.common.typing import is_optional_type
 from dlt.extract.decorators import DltSourceFactoryWrapper
 
-from pipelines import _catalogue as catalogue
+import declarations as catalogue
+from pipelines import pipeline_module
 from utils import vault_provider as vault
 
 ORIGINS = {"Environment Variables": "env", vault.PROVIDER_NAME: "vault"}  # others: their file names
@@ -58,7 +59,7 @@ class PipelineCheck(NamedTuple):
 
 def check_pipeline(name: str) -> PipelineCheck:
     """Resolve a pipeline's source and destination specs (no values kept) and report every key."""
-    module, keys, errors = catalogue.pipeline_module(name), list[KeyStatus](), list[str]()
+    module, keys, errors = pipeline_module(name), list[KeyStatus](), list[str]()
     factories = {id(v): v for v in vars(module).values() if isinstance(v, DltSourceFactoryWrapper)}
     for ref in (factory.ref for factory in factories.values()):
         keys += _keys(ref.SPEC(), ("sources", ref.section, ref.name), None, errors)
@@ -110,7 +111,7 @@ def check(names: Sequence[str]) -> int:
     """Print the report for ``names`` (default: all); 1 if a required key is missing, 2 if unknown."""
     provider = vault.active_provider()
     print(f"vault: on ({', '.join(provider.locations)})" if provider else "vault: off (switch not set)")
-    known = catalogue.pipelines()  # every declared pipeline (pipelines/declarations/)
+    known = catalogue.pipelines()  # every declared pipeline (declarations/)
     if unknown := sorted(set(names) - set(known)):
         print(f"unknown pipeline(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2

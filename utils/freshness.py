@@ -1,7 +1,7 @@
 """How fresh is a dataset: the newest successful load recorded in the destination's ``_dlt_loads``.
 
 Reads the destination, not the local pipeline folder, so it gives the same answer on any machine.
-The bounds per pipeline live in ``pipelines/_catalogue.py``; ``flows/freshness.py`` alerts on stale
+The bounds per pipeline live in ``declarations/__init__.py``; ``flows/freshness.py`` alerts on stale
 datasets and ``python -m pipelines status`` shows them all.
 """
 

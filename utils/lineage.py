@@ -15,7 +15,7 @@ upper case on Snowflake):
 - DuckDB: ``duckdb://<database file>/<schema>/<table>``;
 - filesystem (S3): ``<bucket_url>/<dataset>/<table>``, such as ``s3://bucket/exchange-rates/rates``.
 
-Owner and description come from ``pipelines/declarations/<name>.yaml``; rows loaded, load ids and new
+Owner and description come from ``declarations/<name>.yaml``; rows loaded, load ids and new
 columns of the run are the materialisation's metadata (the event's payload).
 """
 
@@ -32,7 +32,7 @@ from dlt.common.configuration.specs import ConnectionStringCredentials
 from dlt.common.pipeline import NormalizeInfo
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
-from pipelines._catalogue import Declaration, declaration
+from declarations import Declaration, declaration
 from utils.report import RunReport
 
 logger = logging.getLogger("data_pipelines.lineage")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines._catalogue import Declaration, declarations, pipelines
+from declarations import Declaration, declarations, pipelines
 from tests.deploy.project import REPO_ROOT, deployment, deployments
 from tools import deployments as generator
 
@@ -48,7 +48,7 @@ def test_check_fails_with_a_diff_when_a_file_is_stale(
 def test_every_pipeline_module_has_a_declaration() -> None:
     """The one place that looks at files: a pipeline module nobody declared would never be deployed."""
     modules = {p.stem for p in (REPO_ROOT / "pipelines").glob("*.py") if not p.stem.startswith("_")}
-    assert modules == set(pipelines()), "declare it in pipelines/declarations/<name>.yaml"
+    assert modules == set(pipelines()), "declare it in declarations/<name>.yaml"
 
 
 @pytest.mark.parametrize("declaration", declarations().values(), ids=lambda d: d.name)

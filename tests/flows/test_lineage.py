@@ -23,7 +23,7 @@ import flows.currencies as currencies_flow
 import flows.exchange_rates as exchange_rates_flow
 import flows.hubspot as hubspot_flow
 import flows.products as products_flow
-from pipelines._catalogue import declaration
+from declarations import declaration
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fakes.hubspot import FakeHubSpot
 from tests.fixtures.aws import Aws

@@ -10,7 +10,7 @@ from prefect.states import State
 
 import flows.currencies as currencies_flow_module
 import flows.freshness as freshness_module
-from pipelines._catalogue import pipelines
+from declarations import pipelines
 from pipelines._status import collect
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.faults import Faults

@@ -1,11 +1,12 @@
 """Every pipeline's production destination and dataset, when ``DLT__DESTINATION`` is not set, are the
-ones its declaration (``pipelines/declarations/<name>.yaml``) names, which lineage reports."""
+ones its declaration (``declarations/<name>.yaml``) names, which lineage reports."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines._catalogue import declaration, pipeline_module, pipelines
+from declarations import declaration, pipelines
+from pipelines import pipeline_module
 
 PIPELINES = pipelines()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from pipelines import _catalogue as catalogue
+import declarations as catalogue
 from pipelines import currencies
 from pipelines.__main__ import main
 from pipelines._status import collect, render_text
@@ -77,7 +77,7 @@ def test_a_load_older_than_its_bound_is_stale(
     currencies.run()
     [fresh] = collect(["currencies"])
     assert fresh.state == "fresh"
-    monkeypatch.setitem(catalogue.FRESHNESS_BOUNDS, "currencies", dt.timedelta(0))
+    monkeypatch.setattr(catalogue, "freshness_bound", lambda name: dt.timedelta(0))
     [stale] = collect(["currencies"])
     assert stale.state == "STALE" and stale.rows_in_last_load == ACTIVE
     assert " STALE " in render_text([stale])

@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from dlt.common.versioned_state import decompress_state
 
-from pipelines._catalogue import pipeline_module
+from pipelines import pipeline_module
 from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
 from tests.fakes.hubspot import LAST_MODIFIED, FakeHubSpot
 from tests.fixtures.postgres import ProductsSource

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines._catalogue import pipelines
+from declarations import pipelines
 from tests.reliability.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.reliability
@@ -14,5 +14,5 @@ def test_every_declared_pipeline_has_exactly_one_scenario() -> None:
     names = [s.name for s in SCENARIOS]
     assert sorted(names) == pipelines(), (
         f"scenarios {sorted(names)} != declared pipelines {pipelines()}: add a Scenario for each "
-        "pipelines/declarations/<name>.yaml to SCENARIOS in tests/reliability/scenarios.py"
+        "declarations/<name>.yaml to SCENARIOS in tests/reliability/scenarios.py"
     )

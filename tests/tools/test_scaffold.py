@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines._catalogue import Declaration
+from declarations import Declaration
 from tools import scaffold
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def own_files(name: str, kind: str) -> set[str]:
         f"sources/{name}/__init__.py",
         f"sources/{name}/source.py",
         f"pipelines/{name}.py",
-        f"pipelines/declarations/{name}.yaml",
+        f"declarations/{name}.yaml",
         f"flows/{name}.py",
         f"tests/fixtures/{name}.py",
         f"tests/sources/test_{name}.py",
@@ -144,7 +144,7 @@ def test_scaffolded_files_follow_the_layout(scaffolded: Scaffolded) -> None:
 
 def test_the_declaration_loads_as_the_catalogue_loads_it(scaffolded: Scaffolded) -> None:
     for name in VARIANTS:
-        text = (scaffolded.root / "pipelines" / "declarations" / f"{name}.yaml").read_text()
+        text = (scaffolded.root / "declarations" / f"{name}.yaml").read_text()
         declaration = Declaration.model_validate(yaml.safe_load(text))
         assert declaration.name == declaration.dataset == name and declaration.tables == [name]
         assert declaration.kind == ("database" if kind_of(name) == "sql" else "api")
@@ -162,7 +162,7 @@ def test_generated_code_passes_ruff_and_mypy(scaffolded: Scaffolded) -> None:
         done = run([PYTHON, "-m", "ruff", *command], root)
         assert done.returncode == 0, done.stdout + done.stderr
     files = sorted(f for name in VARIANTS for f in own_files(name, kind_of(name)) if f.endswith(".py"))
-    done = run([PYTHON, "-m", "mypy", *files, "tools/scaffold", "pipelines/_catalogue.py"], root)
+    done = run([PYTHON, "-m", "mypy", *files, "tools/scaffold", "declarations/__init__.py"], root)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -225,7 +225,7 @@ def refuse(root: Path, argv: list[str], capsys: pytest.CaptureFixture[str]) -> s
         ("runtime", "top-level config section"),
         ("x" * 33, "longer than 32"),
         ("currencies", "sources/currencies already exists"),
-        ("hubspot", "pipelines/declarations/hubspot.yaml already exists"),
+        ("hubspot", "declarations/hubspot.yaml already exists"),
     ],
 )
 def test_bad_or_taken_names_are_refused(
@@ -255,8 +255,8 @@ def test_bad_options_are_refused(
         ("tests/fakes/new_pipeline.py", "tests/fakes/new_pipeline.py already exists"),
         ("pipelines/new_pipeline.py", "pipelines/new_pipeline.py already exists"),
         ("docs/new_pipeline.md", "docs/new_pipeline.md already exists"),
-        ("pipelines/declarations/new_pipeline.yaml", "new_pipeline.yaml already exists"),
-        ("deployment", "pipelines/declarations/hubspot.yaml: 'hubspot' already uses 'new_pipeline'"),
+        ("declarations/new_pipeline.yaml", "new_pipeline.yaml already exists"),
+        ("deployment", "declarations/hubspot.yaml: 'hubspot' already uses 'new_pipeline'"),
         ("config", "[sources.new_pipeline] already exists"),
     ],
 )
@@ -265,7 +265,7 @@ def test_a_name_in_use_anywhere_is_refused_and_nothing_is_overwritten(
 ) -> None:
     root = copy_repository(tmp_path / "repo")
     if where == "deployment":
-        path = root / "pipelines" / "declarations" / "hubspot.yaml"
+        path = root / "declarations" / "hubspot.yaml"
         path.write_text(path.read_text().replace("name: hubspot-daily", "name: new-pipeline-daily"))
     elif where == "config":
         with (root / ".dlt" / "config.toml").open("a") as config:
@@ -295,7 +295,7 @@ def test_the_command_line_creates_and_walks_the_six_steps(tmp_path: Path) -> Non
     ]
     assert "uv run pytest tests/sources/test_web_orders.py" in out
     assert "uv run python -m tools.deployments" in out and "[sources.web_orders]" in out
-    assert "created  pipelines/declarations/web_orders.yaml" in out and "updated" not in out
+    assert "created  declarations/web_orders.yaml" in out and "updated" not in out
     # a second run of the same command refuses: the name is now taken
     before = snapshot(root)
     again = run(command, root)

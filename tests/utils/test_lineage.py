@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from pipelines._catalogue import declaration
+from declarations import declaration
 from utils.lineage import upstream_keys
 
 

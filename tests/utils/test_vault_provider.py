@@ -20,7 +20,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 
-from pipelines import _catalogue as catalogue
+import declarations as catalogue
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.vault import REPO_DLT, Vault
 from tests.fixtures.warehouse import Warehouse

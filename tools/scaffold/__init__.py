@@ -171,7 +171,7 @@ def _importable(name: str, root: Path) -> bool:
 
 def _used_elsewhere(name: str, root: Path) -> list[str]:
     """Another declaration's deployment, dataset or tag, or a config section, already named ``name``."""
-    folder = root / "pipelines" / "declarations"
+    folder = root / "declarations"
     if not folder.is_dir():
         raise ScaffoldError(f"{folder} not found: run the scaffolder from the repository root")
     errors = []
@@ -210,9 +210,9 @@ def plan(spec: Spec, root: Path = REPO_ROOT) -> dict[Path, str]:
     if errors:
         raise ScaffoldError("\n".join(errors))
     files = {root / path: text for path, text in sorted(render(spec).items())}
-    from pipelines._catalogue import Declaration  # the declaration must load as the catalogue loads it
+    from declarations import Declaration  # the declaration must load as the catalogue loads it
 
-    declaration = files[root / "pipelines" / "declarations" / f"{spec.name}.yaml"]
+    declaration = files[root / "declarations" / f"{spec.name}.yaml"]
     try:
         Declaration.model_validate(yaml.safe_load(declaration)).freshness_bound  # noqa: B018
     except ValueError as exc:

@@ -1,29 +1,32 @@
 """Every pipeline's declaration: owner, kind, schedules, freshness, upstream and the tables it writes.
 
-One YAML file per pipeline in ``pipelines/declarations/`` is the only place a pipeline is named for
-orchestration and governance. Everything else derives from it: the deployments in ``prefect.yaml``
-(``python -m tools.deployments``), the freshness check, ``python -m pipelines status``, the vault
-``check``, the reliability scenarios' list, the lineage assets and ``docs/lineage.md``. YAML rather
-than Python: it is data that generators and people read, the scaffolder renders it from a template,
-and it keeps orchestration out of the pipeline modules; the model below types and checks it.
-Resource facts (write disposition, keys) stay where dlt declares them, on the resources.
+One YAML file per pipeline in ``declarations/`` is the only place a pipeline is named for orchestration
+and governance. Everything else derives from it: the deployments in ``prefect.yaml`` (``python -m
+tools.deployments``), the freshness check, ``python -m pipelines status``, the vault ``check``, the
+reliability scenarios' list, the lineage assets and ``docs/lineage.md``. YAML rather than Python: it is
+data that generators and people read, the scaffolder renders it from a template, and it keeps
+orchestration out of the pipeline modules; the model below types and checks it. Resource facts (write
+disposition, keys) stay where dlt declares them, on the resources.
+
+This package sits below every layer (flows, pipelines, sources, utils, tools): it imports none of
+them, so any of them may read a declaration. Each file is read on first use, on its own: a bad
+declaration fails its own pipeline with :class:`DeclarationError` naming the file and field, and
+leaves the others running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import itertools
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Final, Literal
 
 import yaml
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-DECLARATIONS: Final = Path(__file__).resolve().parent / "declarations"
+DECLARATIONS: Final = Path(__file__).resolve().parent
 RETRY_ROOM: Final = dt.timedelta(hours=6)
 """Added to a schedule's longest gap when a declaration sets no ``freshness``: a late run and its
 retries (10, 30 and 90 s apart, plus the load itself) fit comfortably."""
@@ -104,43 +107,58 @@ def _longest_gap(schedule: Schedule, weeks: int = 5) -> dt.timedelta:
     return max(b - a for a, b in itertools.pairwise(times))
 
 
-@cache
-def declarations() -> dict[str, Declaration]:
-    """Every declaration by pipeline name, read from ``pipelines/declarations/<name>.yaml``."""
-    found: dict[str, Declaration] = {}
-    for path in sorted(DECLARATIONS.glob("*.yaml")):
-        declaration = Declaration.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        if declaration.name != path.stem:
-            raise ValueError(
-                f"{path}: declares {declaration.name!r}; the file must be {declaration.name}.yaml"
-            )
-        found[declaration.name] = declaration
-    return found
-
-
-def declaration(name: str) -> Declaration:
-    """The declaration of pipeline ``name``, or a :class:`KeyError` listing the known ones."""
-    try:
-        return declarations()[name]
-    except KeyError:
-        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(pipelines())}") from None
+class DeclarationError(ValueError):
+    """A declaration file that does not parse or validate; the message names the file and field."""
 
 
 def pipelines() -> list[str]:
-    """Every pipeline's name, sorted."""
-    return sorted(declarations())
+    """Every declared pipeline's name (one per ``declarations/<name>.yaml``), sorted."""
+    return sorted(path.stem for path in DECLARATIONS.glob("*.yaml"))
 
 
-FRESHNESS_BOUNDS: Final[dict[str, dt.timedelta]] = {
-    d.name: d.freshness_bound for d in declarations().values()
-}
-"""How old each pipeline's newest successful load may be (the freshness check and ``status`` read it)."""
+@cache
+def declaration(name: str) -> Declaration:
+    """The declaration of pipeline ``name``.
+
+    Raises :class:`KeyError` listing the known pipelines for an unknown name, and
+    :class:`DeclarationError` naming the file and each bad field for a file that does not validate.
+    """
+    path = DECLARATIONS / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"unknown pipeline {name!r}; known: {', '.join(pipelines())}")
+    try:
+        found = Declaration.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise DeclarationError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise DeclarationError(f"{path}: {problems}") from None
+    if found.name != name:
+        raise DeclarationError(f"{path}: name: declares {found.name!r}; the file must be {found.name}.yaml")
+    return found
 
 
-def pipeline_module(name: str) -> ModuleType:
-    """``pipelines.<name>``: its ``create_pipeline()`` and ``run()``."""
-    declaration(name)
-    return importlib.import_module(f"pipelines.{name}")
+def _describe(error: Any) -> str:
+    """One validation error as ``field.path: message (got value)``."""
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    got = error.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
+    return f"{where}: {error['msg']}{shown}"
+
+
+def declarations() -> dict[str, Declaration]:
+    """Every declaration by pipeline name; the first bad file raises (generators must see them all)."""
+    return {name: declaration(name) for name in pipelines()}
+
+
+def freshness_bound(name: str) -> dt.timedelta:
+    """How old pipeline ``name``'s newest successful load may be (the freshness check and ``status``)."""
+    try:
+        return declaration(name).freshness_bound
+    except ValueError as exc:
+        if isinstance(exc, DeclarationError):
+            raise
+        raise DeclarationError(f"{DECLARATIONS / f'{name}.yaml'}: freshness: {exc}") from None
 
 
 def owner(name: str) -> str:
