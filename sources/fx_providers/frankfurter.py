@@ -133,8 +133,12 @@ def _optional_date(value: Any, where: str) -> dt.date | None:
 
 
 def _iso_numeric(value: Any, where: str) -> str | None:
-    """ISO 4217's three-digit number as text (``"008"``); Frankfurter sends text, a number is padded."""
-    if value is None:
+    """ISO 4217's three-digit number as text (``"008"``); Frankfurter sends text, a number is padded.
+
+    ``None`` when the server has none: ``""`` for the ``money`` gem's non-ISO codes (GGP, IMP, JEP, CNH)
+    and null (or no key) for a code the gem does not know. Never invented from another source.
+    """
+    if value is None or value == "":
         return None
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 999:
         return str(value).zfill(3)

@@ -17,7 +17,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from tests.deploy.project import PREFECT_YAML, REPO_ROOT, deployments
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fakes.frankfurter import FakeFrankfurter, catalogue_codes
 from tests.fixtures.prefect_server import PrefectServer
 from tests.fixtures.warehouse import Warehouse
 
@@ -121,6 +121,6 @@ def test_deploy_all_then_run_currencies_through_a_worker(
     )
     assert "git_clone" in messages, messages  # the pull step ran
 
-    active = sum(1 for c in CURRENCIES if c.end is None)
+    active = len(catalogue_codes(include_legacy=False))
     assert warehouse.scalar("select count(*) from currencies.currencies") == active
     assert frankfurter.requests_to("/currencies"), "the worker's run did not call the look-alike"

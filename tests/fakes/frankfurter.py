@@ -49,23 +49,27 @@ OTHER_ISO_CODES = frozenset({"ISK", "HKD", "BMD", "XAU", "INR", "BRL"})
 
 @dataclass(frozen=True)
 class Currency:
+    """A currency as ``/v2/currencies`` describes it: metadata from the ``money`` gem (7.0.2) as patched by
+    the server (``db/seeds/currency_patches.json``)."""
+
     iso_code: str
     iso_numeric: str | None
+    """The gem's text: three digits, ``""`` for its non-ISO codes, ``None`` for a code it does not know."""
     name: str
     symbol: str | None
-    per_euro: float
+    per_euro: float = 0.0
     start: dt.date = ECB_START
     end: dt.date | None = None  # None: still published
 
 
 CURRENCIES: tuple[Currency, ...] = (
-    Currency("AUD", "036", "Australian Dollar", "A$", 1.65),
-    Currency("BGN", "975", "Bulgarian Lev", "лв", 1.9558, dt.date(2000, 7, 19), dt.date(2025, 12, 31)),
-    Currency("CAD", "124", "Canadian Dollar", "C$", 1.47),
+    Currency("AUD", "036", "Australian Dollar", "$", 1.65),
+    Currency("BGN", "975", "Bulgarian Lev", "лв.", 1.9558, dt.date(2000, 7, 19), dt.date(2025, 12, 31)),
+    Currency("CAD", "124", "Canadian Dollar", "$", 1.47),
     Currency("CHF", "756", "Swiss Franc", "CHF", 0.94),
     Currency("CNY", "156", "Chinese Renminbi Yuan", "¥", 7.8, dt.date(2005, 4, 1)),
     Currency("CZK", "203", "Czech Koruna", "Kč", 25.2),
-    Currency("DKK", "208", "Danish Krone", "kr", 7.46),
+    Currency("DKK", "208", "Danish Krone", "kr.", 7.46),
     Currency("EUR", "978", "Euro", "€", 1.0),
     Currency("GBP", "826", "British Pound", "£", 0.86),
     Currency("JPY", "392", "Japanese Yen", "¥", 160.0),
@@ -74,10 +78,65 @@ CURRENCIES: tuple[Currency, ...] = (
     Currency("SEK", "752", "Swedish Krona", "kr", 11.3),
     Currency("USD", "840", "United States Dollar", "$", 1.09),
     Currency("ZAR", "710", "South African Rand", "R", 20.1),
-    Currency("CYP", "196", "Cypriot Pound", "£", 0.5853, ECB_START, dt.date(2007, 12, 31)),
-    Currency("SIT", "705", "Slovenian Tolar", None, 239.64, ECB_START, dt.date(2006, 12, 29)),
-    Currency("TRL", "792", "Turkish Lira (1922-2005)", None, 1_700_000.0, ECB_START, dt.date(2004, 12, 31)),
+    Currency("CYP", "196", "Cyprus Pound", "£", 0.5853, ECB_START, dt.date(2007, 12, 31)),
+    Currency("SIT", "705", "Slovenian Tolar", "SIT", 239.64, ECB_START, dt.date(2006, 12, 29)),
+    Currency("TRL", "792", "Turkish Lira (old)", "₤", 1_700_000.0, ECB_START, dt.date(2004, 12, 31)),
 )
+"""What the look-alike's ECB publishes: these have rates."""
+
+OTHER_PROVIDERS: tuple[Currency, ...] = (
+    Currency("CNH", "", "Chinese Renminbi Yuan Offshore", "¥", start=dt.date(2023, 1, 3)),
+    Currency("INR", "356", "Indian Rupee", "₹"),
+    Currency("XDR", "960", "Special Drawing Rights", "SDR"),
+    Currency("AZM", None, "AZM", None, start=dt.date(1995, 1, 3), end=dt.date(2005, 12, 30)),
+)
+"""Listed by ``/v2/currencies`` (no ``providers=``) because other data providers publish them; no rates
+here. CNH is one of the gem's non-ISO codes (``iso_numeric`` ``""``); AZM is a code the gem does not
+know (``iso_numeric`` and ``symbol`` null, ``name`` the code itself)."""
+
+
+@dataclass(frozen=True)
+class Peg:
+    """A currency pegged to an anchor (``db/seeds/pegs/*.json``), listed with the anchor's dates."""
+
+    quote: str
+    base: str
+    iso_numeric: str
+    name: str
+    symbol: str
+
+
+PEGS: tuple[Peg, ...] = (
+    Peg("AED", "USD", "784", "United Arab Emirates Dirham", "د.إ"),
+    Peg("ANG", "USD", "532", "Netherlands Antillean Guilder", "ƒ"),
+    Peg("BAM", "EUR", "977", "Bosnia and Herzegovina Convertible Mark", "\u041a\u041c"),
+    Peg("BHD", "USD", "048", "Bahraini Dinar", "د.ب"),
+    Peg("BMD", "USD", "060", "Bermudian Dollar", "$"),
+    Peg("BND", "SGD", "096", "Brunei Dollar", "$"),
+    Peg("BTN", "INR", "064", "Bhutanese Ngultrum", "Nu."),
+    Peg("CVE", "EUR", "132", "Cape Verdean Escudo", "$"),
+    Peg("FKP", "GBP", "238", "Falkland Pound", "£"),
+    Peg("GGP", "GBP", "", "Guernsey Pound", "£"),
+    Peg("IMP", "GBP", "", "Isle of Man Pound", "£"),
+    Peg("JEP", "GBP", "", "Jersey Pound", "£"),
+    Peg("JOD", "USD", "400", "Jordanian Dinar", "\u062f.\u0627"),
+    Peg("MOP", "HKD", "446", "Macanese Pataca", "P"),
+    Peg("OMR", "USD", "512", "Omani Rial", "ر.ع."),
+    Peg("QAR", "USD", "634", "Qatari Riyal", "ر.ق"),
+    Peg("SAR", "USD", "682", "Saudi Riyal", "ر.س"),
+    Peg("SHP", "GBP", "654", "Saint Helenian Pound", "£"),
+    Peg("TMT", "USD", "934", "Turkmenistani Manat", "m"),
+    Peg("XAF", "EUR", "950", "Central African CFA Franc", "CFA"),
+    Peg("XOF", "EUR", "952", "West African CFA Franc", "Fr"),
+)
+"""BND (anchor SGD) and MOP (anchor HKD) are never listed here: nothing here publishes their anchors."""
+
+
+def catalogue_codes(include_legacy: bool) -> list[str]:
+    """The codes the default look-alike's ``/v2/currencies`` lists (``scope=all`` with ``include_legacy``),
+    for a ``today`` after every listed end date."""
+    direct = {c.iso_code for c in (*CURRENCIES, *OTHER_PROVIDERS) if include_legacy or c.end is None}
+    return sorted(direct | {p.quote for p in PEGS if p.base in direct})
 
 
 @functools.lru_cache(maxsize=20_000)
@@ -100,10 +159,18 @@ class FakeFrankfurter(FakeApi):
 
     prefix = "/v2"
 
-    def __init__(self, today: dt.date | None = None, currencies: tuple[Currency, ...] = CURRENCIES) -> None:
+    def __init__(
+        self,
+        today: dt.date | None = None,
+        currencies: tuple[Currency, ...] = CURRENCIES,
+        others: tuple[Currency, ...] = OTHER_PROVIDERS,
+        pegs: tuple[Peg, ...] = PEGS,
+    ) -> None:
         super().__init__()
         self.today = today or dt.date.today()
         self.currencies = {c.iso_code: c for c in currencies}
+        self.others = {c.iso_code: c for c in others}
+        self.pegs = pegs
         self.break_stream_after: int | None = None
         """Drop the connection mid-body once this many NDJSON records have been streamed (across requests)."""
 
@@ -175,27 +242,37 @@ class FakeFrankfurter(FakeApi):
     # /currencies -------------------------------------------------------------------------------
     def _currencies(self, request: Request) -> Response:
         providers = request.param("providers")
-        if providers is not None:
+        if providers is not None:  # the providers' own coverage: no pegs, no other providers
             keys = providers.upper().split(",")
-            listed = list(self.currencies.values()) if PROVIDER in keys else []
-        elif request.param("scope") == "all":
-            listed = list(self.currencies.values())
-        else:
+            own = sorted(self.currencies.values(), key=lambda c: c.iso_code) if PROVIDER in keys else []
+            return _json([self._entry(c) for c in own])
+        listed = [*self.currencies.values(), *self.others.values()]
+        if request.param("scope") != "all":
             cutoff = self.today - dt.timedelta(days=30)
-            listed = [c for c in self.currencies.values() if self._last_date(c) >= cutoff]
-        return _json(
-            [
-                {
-                    "iso_code": c.iso_code,
-                    "iso_numeric": c.iso_numeric,
-                    "name": c.name,
-                    "symbol": c.symbol,
-                    "start_date": max(c.start, ECB_START).isoformat(),
-                    "end_date": self._last_date(c).isoformat(),
+            listed = [c for c in listed if self._last_date(c) >= cutoff]
+        entries = {c.iso_code: self._entry(c) for c in listed}
+        for peg in self.pegs:  # merge_pegged: a peg is listed when its anchor is, with the anchor's dates
+            anchor = entries.get(peg.base)
+            if anchor is not None and peg.quote not in entries:
+                entries[peg.quote] = {
+                    "iso_code": peg.quote,
+                    "iso_numeric": peg.iso_numeric,
+                    "name": peg.name,
+                    "symbol": peg.symbol,
+                    "start_date": anchor["start_date"],
+                    "end_date": anchor["end_date"],
                 }
-                for c in sorted(listed, key=lambda c: c.iso_code)
-            ]
-        )
+        return _json([entries[code] for code in sorted(entries)])
+
+    def _entry(self, c: Currency) -> dict[str, Any]:
+        return {
+            "iso_code": c.iso_code,
+            "iso_numeric": c.iso_numeric,
+            "name": c.name,
+            "symbol": c.symbol,
+            "start_date": c.start.isoformat(),
+            "end_date": self._last_date(c).isoformat(),
+        }
 
     def _last_date(self, currency: Currency) -> dt.date:
         day = min(currency.end or self.today, self.today)

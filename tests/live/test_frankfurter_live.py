@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import pytest
+import requests
 
 if os.environ.get("LIVE_TESTS") != "1":
     pytest.skip("live suite: set LIVE_TESTS=1 to run it against the real APIs", allow_module_level=True)
@@ -21,7 +22,9 @@ from dlt.extract.exceptions import ResourceExtractionError
 from pipelines import exchange_rates
 from sources.currencies import currencies_source
 from sources.exchange_rates import exchange_rates_source
+from sources.fx_providers import BASE_URLS, frankfurter_currencies
 from tests.fixtures.warehouse import Warehouse
+from utils.http import api_client
 
 pytestmark = pytest.mark.live
 
@@ -47,6 +50,18 @@ def test_currencies_from_the_real_api() -> None:
     assert rows["USD"]["iso_numeric"] == "840" and rows["USD"]["name"]
     legacy = {r["iso_code"]: r for r in currencies_source(include_legacy=True)}
     assert set(rows) < set(legacy) and not legacy["BGN"]["is_active"]
+
+
+def test_every_entry_of_the_real_catalogue_parses() -> None:
+    # pegged, non-ISO (iso_numeric "") and gem-unknown (null) entries included: none may fail the run
+    url = f"{BASE_URLS['frankfurter']}/currencies"
+    served = requests.get(url, params={"scope": "all"}, timeout=30).json()
+    parsed = frankfurter_currencies(api_client(BASE_URLS["frankfurter"]), legacy=True)
+    assert [r["iso_code"] for r in parsed] == [e["iso_code"] for e in served]
+    for entry, row in zip(served, parsed, strict=True):
+        assert row["iso_numeric"] == (entry.get("iso_numeric") or None), entry
+        assert (row["name"], row["symbol"]) == (entry["name"], entry.get("symbol")), entry
+    assert {"BMD", "GGP", "JEP"} <= {r["iso_code"] for r in parsed}, "pegged currencies are listed"
 
 
 def test_a_backfill_starting_on_a_holiday(warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:

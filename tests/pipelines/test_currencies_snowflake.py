@@ -8,13 +8,13 @@ import pytest
 
 from pipelines import currencies
 from sources.currencies import currencies_source
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fakes.frankfurter import FakeFrankfurter, catalogue_codes
 from tests.fixtures.snowflake import Snowflake
 from utils.runner import run_pipeline
 
 pytestmark = pytest.mark.snowflake
 
-ACTIVE = sum(1 for c in CURRENCIES if c.end is None)
+ACTIVE = len(catalogue_codes(include_legacy=False))
 
 
 def test_first_load_lands_typed_upper_case_tables(frankfurter: FakeFrankfurter, snowflake: Snowflake) -> None:
@@ -37,7 +37,7 @@ def test_first_load_lands_typed_upper_case_tables(frankfurter: FakeFrankfurter, 
 
 def test_second_load_replaces_without_duplicates(frankfurter: FakeFrankfurter, snowflake: Snowflake) -> None:
     currencies.run(include_legacy=True)
-    assert snowflake.count("currencies", "currencies") == len(CURRENCIES)
+    assert snowflake.count("currencies", "currencies") == len(catalogue_codes(include_legacy=True))
     second = currencies.run()
     assert snowflake.assert_unique("currencies", "currencies", "iso_code") == ACTIVE
     legacy = snowflake.scalar(

@@ -16,12 +16,12 @@ import declarations as catalogue
 from pipelines import currencies
 from pipelines.__main__ import main
 from pipelines._status import collect, render_text
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fakes.frankfurter import FakeFrankfurter, catalogue_codes
 from tests.fixtures.snowflake import Snowflake
 from tests.fixtures.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ACTIVE = sum(1 for c in CURRENCIES if c.end is None)
+ACTIVE = len(catalogue_codes(include_legacy=False))
 
 
 def lines_by_pipeline(text: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ def test_the_rows_are_those_of_the_newest_load_only(
     currencies.run(include_legacy=True)
     currencies.run()
     [status] = collect(["currencies"])
-    assert status.rows_in_last_load == ACTIVE < len(CURRENCIES)
+    assert status.rows_in_last_load == ACTIVE < len(catalogue_codes(include_legacy=True))
 
 
 def test_the_command_runs_as_the_docs_show(frankfurter: FakeFrankfurter, warehouse: Warehouse) -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
 import pytest
+import requests
 from dlt.extract.exceptions import ResourceExtractionError
 
 from sources.currencies import currencies_source
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, catalogue_codes
 from tests.fakes.openexchangerates import FakeOpenExchangeRates
 from tests.sources.helpers import api_error
 
-ACTIVE = sorted(c.iso_code for c in CURRENCIES if c.end is None)
-LEGACY = sorted(c.iso_code for c in CURRENCIES if c.end is not None)
+ACTIVE = catalogue_codes(include_legacy=False)
+LEGACY = sorted(set(catalogue_codes(include_legacy=True)) - set(ACTIVE))
+ECB_ACTIVE = sorted(c.iso_code for c in CURRENCIES if c.end is None)
+ECB_LEGACY = sorted(c.iso_code for c in CURRENCIES if c.end is not None)
 
 
 def rows(**kwargs: Any) -> list[dict[str, Any]]:
@@ -102,7 +106,7 @@ def test_open_exchange_rates_provider(oxr: FakeOpenExchangeRates) -> None:
         r["iso_code"]: r
         for r in rows(provider="openexchangerates", base_url=oxr.base_url, include_legacy=True)
     }
-    assert sorted(result) == sorted(ACTIVE + LEGACY)
+    assert sorted(result) == sorted(ECB_ACTIVE + ECB_LEGACY)
     assert result["GBP"] | {"loaded_at": None} == {
         "iso_code": "GBP",
         "iso_numeric": None,
@@ -126,3 +130,69 @@ def test_a_currency_stays_active_for_30_days_after_its_last_rate(frankfurter: Fa
     frankfurter.today = dt.date(2026, 2, 2)
     assert "BGN" not in {r["iso_code"] for r in rows()}
     assert {r["iso_code"]: r["is_active"] for r in rows(include_legacy=True)}["BGN"] is False
+
+
+# the real catalogue's entry shapes (money gem 7.0.2 metadata, merged pegs): one test per shape ----------
+def test_pegged_currencies_are_listed_with_their_anchors_dates(frankfurter: FakeFrankfurter) -> None:
+    result = {r["iso_code"]: r for r in rows()}
+    pegged = {"AED", "ANG", "BAM", "BHD", "BMD", "BTN", "CVE", "FKP", "GGP", "IMP", "JEP", "JOD", "OMR"}
+    assert pegged | {"QAR", "SAR", "SHP", "TMT", "XAF", "XOF"} <= set(result)
+    assert not {"BND", "MOP"} & set(result), "a peg is listed only when its anchor is"
+    bmd, usd = result["BMD"], result["USD"]
+    assert (bmd["start_date"], bmd["end_date"]) == (usd["start_date"], usd["end_date"])
+    assert (bmd["iso_numeric"], bmd["name"], bmd["symbol"]) == ("060", "Bermudian Dollar", "$")
+    assert result["BHD"]["iso_numeric"] == "048", "leading zeros kept"
+
+
+@pytest.mark.parametrize("code", ["GGP", "IMP", "JEP", "CNH"])
+def test_non_iso_codes_load_with_no_numeric_code(frankfurter: FakeFrankfurter, code: str) -> None:
+    # the gem's non-ISO table gives iso_numeric "" for these; the name and symbol are served as usual
+    row = {r["iso_code"]: r for r in rows()}[code]
+    assert row["iso_numeric"] is None
+    assert row["name"] and row["symbol"] in {"£", "¥"}
+
+
+def test_a_code_the_gem_does_not_know_loads_as_served(frankfurter: FakeFrankfurter) -> None:
+    # no metadata: null numeric code and symbol, the code itself as the name (legacy here: AZM)
+    row = {r["iso_code"]: r for r in rows(include_legacy=True)}["AZM"]
+    assert (row["iso_numeric"], row["name"], row["symbol"]) == (None, "AZM", None)
+    assert row["is_active"] is False and str(row["end_date"]) == "2005-12-30"
+
+
+def test_non_ascii_names_and_symbols_load_unchanged(frankfurter: FakeFrankfurter) -> None:
+    result = {r["iso_code"]: r for r in rows()}
+    assert (result["AED"]["symbol"], result["BAM"]["symbol"], result["OMR"]["symbol"]) == (
+        "د.إ",
+        "\u041a\u041c",
+        "ر.ع.",
+    )
+    assert result["PLN"]["name"] == "Polish Złoty"
+
+
+def test_the_providers_own_list_has_no_pegs_or_other_providers(frankfurter: FakeFrankfurter) -> None:
+    # the look-alike follows Currency.with_providers: coverage only (pegs are not merged)
+    served = requests.get(
+        f"{frankfurter.base_url}/currencies", params={"providers": "ECB"}, timeout=10
+    ).json()
+    assert sorted(c["iso_code"] for c in served) == sorted(c.iso_code for c in CURRENCIES)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"iso_numeric": ""}, (None, "$")),  # the gem's non-ISO table
+        ({"iso_numeric": None, "symbol": None}, (None, None)),  # a code the gem does not know
+        ({"iso_numeric": ..., "symbol": ...}, (None, None)),  # keys absent: null, never invented
+        ({"symbol": ""}, ("840", "")),  # the gem's ISO entries without a symbol (XBA, XTS): as served
+        ({"iso_numeric": "532"}, ("532", "$")),  # a numeric code two entries share (ANG, XCG)
+    ],
+)
+def test_every_field_shape_of_a_real_entry_parses(
+    frankfurter: FakeFrankfurter, fields: dict[str, Any], expected: tuple[Any, Any]
+) -> None:
+    entry = {"iso_code": "USD", "iso_numeric": "840", "name": "United States Dollar", "symbol": "$",
+             "start_date": "1999-01-04", "end_date": "2026-11-20"} | fields  # fmt: skip
+    body = json.dumps([{k: v for k, v in entry.items() if v is not ...}])
+    frankfurter.fail(200, times=1, body=body, headers={"Content-Type": "application/json"})
+    [row] = rows()
+    assert (row["iso_numeric"], row["symbol"]) == expected
