@@ -100,8 +100,9 @@ PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
         for engagement, body in ENGAGEMENT_BODIES.items()
     },
 }
-OWNED = ("deals", "tickets", "contacts", "companies")
-"""Objects whose sample records carry a ``hubspot_owner_id`` (when owners exist)."""
+OWNED = ("deals", "tickets", *ENGAGEMENT_BODIES)
+"""Objects whose sample records carry a ``hubspot_owner_id`` (one of the ids ``add_owners`` hands out)."""
+FIRST_OWNER_ID = 41_629_850
 
 
 def iso(ms: int) -> str:
@@ -195,7 +196,10 @@ def sample(object_type: str, n: int) -> dict[str, str | None]:
             for e, b in ENGAGEMENT_BODIES.items()
         },
     }
-    return dict(samples.get(object_type, {}))
+    values = dict(samples.get(object_type, {}))
+    if object_type in OWNED:
+        values["hubspot_owner_id"] = str(FIRST_OWNER_ID + n % 50)
+    return values
 
 
 def value(record: Record, name: str, kind: str | None) -> Any:

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from tests.fakes.base import Request, Response
-from tests.fakes.hubspot_records import COMMON, EPOCH, iso, ms
+from tests.fakes.hubspot_records import COMMON, EPOCH, FIRST_OWNER_ID, iso, ms
 
 OWNERS_PAGE_LIMIT = 500
 PORTAL_ID = 1234567
@@ -33,7 +33,7 @@ class ReferenceData:
         """``count`` owners (users); ``archived``: deactivated ones, listed only with ``archived=true``."""
         ids = []
         for _ in range(count):
-            n = 41_629_850 + len(self.owners)
+            n = FIRST_OWNER_ID + len(self.owners)
             at = iso(ms(EPOCH))
             self.owners.append(
                 {
