@@ -10,8 +10,9 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import hubspot as pipeline
-from sources.hubspot.source import DEFAULT_OBJECTS, ENGAGEMENTS
+from sources.hubspot.source import DEFAULT_ASSOCIATIONS, DEFAULT_OBJECTS, ENGAGEMENTS
 from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.hubspot_records import PROPERTIES
 from tests.fixtures.warehouse import Warehouse
 
 
@@ -166,3 +167,31 @@ def test_property_history_for_an_object_not_loaded_is_a_clear_error(
     with pytest.raises(PipelineStepFailed) as exc:
         pipeline.run(objects=["deals"])
     assert "property_history names tickets, which this run does not load" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["tickets", "products", "line_items", "quotes", *ENGAGEMENTS])
+def test_each_new_object_is_incremental_archived_associated_and_survives_a_429(
+    hubspot: FakeHubSpot, warehouse: Warehouse, name: str
+) -> None:
+    ids = hubspot.add(name, 3)
+    [deal] = hubspot.add("deals", 1)
+    linked = "deals" in DEFAULT_ASSOCIATIONS.get(name, [])
+    if linked:
+        hubspot.associate(name, "deals", ids[0], deal)
+    hubspot.fail(429, times=1, path=f"/crm/v3/objects/{name}/search", body='{"policyName": "SECONDLY"}')
+    first = pipeline.run(objects=[name, "deals"])
+    assert first.rows_by_table[name] == 3 and len(hubspot.requests_to(f"/crm/v3/objects/{name}/search")) == 2
+    if linked:
+        assert first.rows_by_table[f"{name}__associated_deals"] == 2  # the link and its "Primary" label
+    text_property = next(n for n, kind, _ in PROPERTIES[name] if kind == "string")
+    hubspot.modify(name, ids[1:2], None, **{text_property: "changed"})
+    hubspot.archive(name, ids[2:])
+    second = pipeline.run(objects=[name, "deals"])
+    assert second.rows_by_table[name] == 2, "the changed record and the archived one, nothing else"
+    assert warehouse.query(
+        f"select id, archived, {text_property} = 'changed' from hubspot.{name} order by id"
+    ) == [
+        (str(ids[0]), False, False),
+        (str(ids[1]), False, True),
+        (str(ids[2]), True, False),
+    ]
