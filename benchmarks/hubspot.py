@@ -1,4 +1,5 @@
-"""HubSpot pipeline requests and speed: full load, incremental load, and a change burst past the cap.
+"""HubSpot pipeline requests and speed: full load, incremental load, and a change burst past the cap;
+with ``--portal``, a revenue team's portal (every default object, owners and pipelines).
 
 Starts the HubSpot look-alike on 127.0.0.1 with a realistic portal (600 contact properties by default:
 every name in one URL would get 414), loads its contacts into a temporary DuckDB file with the real
@@ -6,6 +7,12 @@ pipeline and HubSpot's real client-side limits (100 requests per 10 s, 4 searche
 prints, per run: requests by kind (counted by the look-alike), wall time, rows per second, peak memory.
 
     uv run python -m benchmarks.hubspot [--contacts 12000] [--properties 600] [--changed 1500] [--no-limits]
+    uv run python -m benchmarks.hubspot --portal [--no-limits]
+
+``--portal``: 25,000 contacts, 5,000 deals, 3,000 tickets, 20,000 engagements (4,000 each of calls,
+emails, meetings, notes, tasks), 50 owners and 3 pipelines, every record linked to a contact; a full
+load, then an incremental one after 1,000 changes spread over contacts, deals, tickets and engagements.
+Prints requests per object (the run report's counts) and wall time.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from sources.hubspot.source import ENGAGEMENTS
 from tests.fakes.hubspot import FakeHubSpot
 
 
@@ -55,18 +63,60 @@ def measure(label: str, fake: FakeHubSpot, expected: str) -> None:
     )
 
 
+PORTAL = {"contacts": 25_000, "deals": 5_000, "tickets": 3_000, **dict.fromkeys(ENGAGEMENTS, 4_000)}
+CHANGES = {"contacts": 400, "deals": 200, "tickets": 100, **dict.fromkeys(ENGAGEMENTS, 60)}
+
+
+def portal(fake: FakeHubSpot) -> None:
+    """A revenue team's portal, and its full and incremental loads (the issue's goals: at most 600 and
+    60 requests)."""
+    from pipelines import hubspot
+
+    ids = {name: fake.add(name, count) for name, count in PORTAL.items()}
+    for name in ("deals", "tickets", *ENGAGEMENTS):
+        for n, record in enumerate(ids[name]):
+            fake.associate(name, "contacts", record, ids["contacts"][n % len(ids["contacts"])])
+    fake.add_owners(45)
+    fake.add_owners(5, archived=True)
+    fake.add_pipeline(
+        "deals", "default", "Sales", ["appointmentscheduled", "qualified", "closedwon", "closedlost"]
+    )
+    fake.add_pipeline("deals", "renewals", "Renewals", ["open", "closedwon", "closedlost"])
+    fake.add_pipeline("tickets", "0", "Support", ["new", "waiting", "closed"])
+    total = sum(PORTAL.values())
+    print(
+        f"revenue portal: {total:,} records ({', '.join(f'{k} {v:,}' for k, v in PORTAL.items())}), 50 owners"
+    )
+    for label, goal in (("full load", 600), ("incremental, 1,000 changed", 60)):
+        if label.startswith("incremental"):
+            for name, count in CHANGES.items():
+                fake.modify(name, ids[name][:count])
+            time.sleep(0.01)
+        fake.reset()
+        started = time.perf_counter()
+        report = hubspot.run()
+        wall = time.perf_counter() - started
+        sent = sum(report.requests_by_object.values())
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(report.requests_by_object.items()))
+        print(
+            f"{label:<28} rows {report.total_rows:>7,}  requests {sent:>4} (goal <= {goal}; served "
+            f"{len(fake.requests)})  wall {wall:6.1f} s  throttled {fake.throttled}\n    {detail}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=12_000)
     parser.add_argument("--properties", type=int, default=600, help="contact properties in the portal")
     parser.add_argument("--changed", type=int, default=1_500)
     parser.add_argument("--no-limits", action="store_true", help="lift the client-side rate limits")
+    parser.add_argument("--portal", action="store_true", help="a revenue team's portal, every object")
     args = parser.parse_args()
 
     fake = FakeHubSpot().start()
     fake.burst_limit, fake.search_limit = 100, 5  # the look-alike throttles like HubSpot would
-    ids = fake.add("contacts", args.contacts)
-    fake.add_portal_properties("contacts", args.properties)
+    ids = [] if args.portal else fake.add("contacts", args.contacts)
+    fake.add_portal_properties("contacts", 0 if args.portal else args.properties)
     work = Path(tempfile.mkdtemp(prefix="hubspot-bench-"))
     os.environ.update(
         {
@@ -83,6 +133,11 @@ def main() -> None:
         fake.burst_limit = fake.search_limit = None
         os.environ["SOURCES__HUBSPOT__REQUESTS_PER_10_SECONDS"] = "1000000"
         os.environ["SOURCES__HUBSPOT__SEARCH_REQUESTS_PER_SECOND"] = "1000000"
+    if args.portal:
+        portal(fake)
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+        fake.stop()
+        return
     n, k = args.contacts, args.changed
     limits = "lifted" if args.no_limits else "100 per 10 s, 4 searches per s"
     print(f"HubSpot look-alike, {n:,} contacts with {args.properties} properties, client limits {limits}")

@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Sequence
 
 import dlt
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.hubspot import hubspot_source
 from utils.destinations import get_destination
@@ -35,12 +36,21 @@ def run(*, full_refresh: bool = False, objects: Sequence[str] | None = None) -> 
     again. ``objects`` left as ``None`` come from ``[sources.hubspot] objects``.
     """
     options = explicit(objects=list(objects) if objects else None)
+    counts: dict[str, int] = {}
 
     def source() -> dlt.sources.DltSource:
-        return hubspot_source(**options)
+        return hubspot_source(**options, request_counts=counts)
 
     refresh = "drop_resources" if full_refresh else None
-    return run_pipeline(create_pipeline(), source, refresh=refresh)
+    try:
+        report = run_pipeline(create_pipeline(), source, refresh=refresh)
+    except PipelineStepFailed as exc:
+        failed = getattr(exc, "run_report", None)
+        if isinstance(failed, RunReport):
+            failed.requests_by_object = dict(counts)
+        raise
+    report.requests_by_object = dict(counts)
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

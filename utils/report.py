@@ -35,6 +35,8 @@ class RunReport:
     extracted: bool = False
     failed_step: str | None = None
     error: str | None = None
+    requests_by_object: dict[str, int] = field(default_factory=dict)
+    """API requests the source sent, by what they read (filled by pipelines whose source counts them)."""
 
     @property
     def total_rows(self) -> int:
@@ -80,6 +82,9 @@ class RunReport:
             lines.append(f"- new tables: {', '.join(self.new_tables)}")
         for table, columns in self.new_columns.items():
             lines.append(f"- new columns in `{table}`: {', '.join(columns)}")
+        if self.requests_by_object:
+            counts = ", ".join(f"{name} {n:,}" for name, n in sorted(self.requests_by_object.items()))
+            lines.append(f"- requests: {sum(self.requests_by_object.values()):,} ({counts})")
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
         return "\n".join(lines) + "\n"

@@ -25,19 +25,18 @@ This module adds what is particular to HubSpot:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pendulum
 import requests
-from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
+from sources.hubspot.errors import HubSpotAuthError, HubSpotError, HubSpotRESTClient, hubspot_json, shape
 from sources.hubspot.limits import WINDOW_MARGIN, RateLimitedAdapter, SlidingWindowLimiter
-from utils.http import ApiError, api_client, check_response, json_body, parse_json, sample_of
-from utils.redact import redact_text
+from utils.http import api_client, sample_of
 
 PAGE_SIZE: Final = 100
 """The most records HubSpot returns per list page (and ids per object batch read)."""
@@ -55,106 +54,6 @@ MIN_MS: Final = -62_135_596_800_000
 MAX_MS: Final = 253_402_300_799_999
 """Epoch milliseconds of 0001-01-01 and 9999-12-31 23:59:59.999 UTC: the range a timestamp column holds."""
 """The most ids one association batch read accepts."""
-
-
-class HubSpotError(ApiError):
-    """HubSpot answered with an error or with a body that is not the documented shape."""
-
-
-class HubSpotAuthError(HubSpotError):
-    """HubSpot refused the token (401) or the token lacks a scope (403)."""
-
-
-class _HubSpotRESTClient(RESTClient):
-    """``RESTClient`` whose pages are checked before they are used: status, JSON, ``results`` list.
-
-    Pages are read with ``hooks={"response": []}`` so that dlt's retrying session still sees 429/5xx
-    (a raising hook would end the retries); the checks run here, once the retries are spent.
-    """
-
-    secrets: tuple[str, ...] = ()
-
-    def extract_response(self, response: requests.Response, data_selector: Any) -> list[Any]:
-        body = hubspot_json(response, "HubSpot page", self.secrets)
-        results = body.get("results") if isinstance(body, dict) else None
-        where = f"{response.request.method} {urlsplit(response.url).path}"
-        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-            raise HubSpotError(
-                f"HubSpot page: {where} returned no 'results' list of records (got {_shape(body)})"
-            )
-        for index, record in enumerate(results):
-            if record.get("id") in (None, ""):
-                raise HubSpotError(
-                    f"HubSpot page: {where} returned record {index} without an id "
-                    f"(keys {sorted(record)[:10]}); a record without its primary key cannot be merged - "
-                    "nothing from this run is loaded"
-                )
-            if not _is_object_id(record["id"]):
-                raise HubSpotError(
-                    f"HubSpot page: {where} returned record {index} with id {sample_of(record['id'])}, "
-                    "not a numeric object id - nothing from this run is loaded"
-                )
-            if not isinstance(record.get("properties") or {}, dict):
-                raise HubSpotError(
-                    f"HubSpot page: {where} returned record {record['id']} whose properties are not an "
-                    f"object ({sample_of(record['properties'])}) - nothing from this run is loaded"
-                )
-        return results
-
-
-def _is_object_id(value: Any) -> bool:
-    """HubSpot object ids are positive integers, sent as text (or, by some endpoints, as numbers)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value > 0
-    return isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19
-
-
-def _shape(body: Any) -> str:
-    if isinstance(body, dict):
-        return f"keys {sorted(body)[:10]}"
-    return f"a JSON {type(body).__name__}"
-
-
-def hubspot_json(response: requests.Response, what: str, secrets: Iterable[str] = ()) -> Any:
-    """The JSON body of a successful response, or a clear :class:`HubSpotError` without secrets."""
-    try:
-        if response.status_code in (401, 403):
-            raise HubSpotAuthError(_auth_message(response, what))
-        check_response(response, what)
-        return parse_json(response, what)
-    except ApiError as exc:
-        cls = type(exc) if isinstance(exc, HubSpotError) else HubSpotError
-        raise cls(redact_text(str(exc), secrets)) from None
-
-
-def _auth_message(response: requests.Response, what: str) -> str:
-    try:
-        body = json_body(response)
-    except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    scopes: list[str] = []
-    for error in [body, *(body.get("errors") or [])]:
-        context = error.get("context") if isinstance(error, dict) else None
-        if isinstance(context, dict):
-            for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
-                scopes += [str(s) for s in context.get(key) or [] if str(s) not in scopes]
-    category = body.get("category") or ("INVALID_AUTHENTICATION" if response.status_code == 401 else "")
-    path = urlsplit(response.url).path
-    method = response.request.method
-    head = f"{what}: HubSpot answered HTTP {response.status_code} {category} for {method} {path}"
-    if response.status_code == 401:
-        return (
-            f"{head}: the private-app token was rejected (expired, rotated or wrong). Set a valid token "
-            "in sources.hubspot.api_key (SOURCES__HUBSPOT__API_KEY)."
-        )
-    if scopes:
-        return (
-            f"{head}: the private app is missing a scope - grant one of {', '.join(scopes)} in HubSpot "
-            "(Settings > Integrations > Private apps > Scopes), then run again."
-        )
-    message = body.get("message") or response.reason
-    return f"{head}: {message} - check the private app's scopes for this object."
 
 
 class HubSpotClient:
@@ -176,14 +75,17 @@ class HubSpotClient:
             )
         self.search_result_cap = search_result_cap
         self.requests_made: Counter[str] = Counter()
+        """Requests sent, by kind (search, list, batch_read, associations, properties)."""
+        self.requests_by_object: Counter[str] = Counter()
+        """Requests sent, by the CRM object (or ``owners``, ``pipelines``, ``schemas``) they read."""
         self.general_limiter = SlidingWindowLimiter(requests_per_10_seconds, 10.0 + WINDOW_MARGIN)
         self.search_limiter = SlidingWindowLimiter(search_requests_per_second, 1.0 + WINDOW_MARGIN)
         session = api_client(base_url).session
-        session.mount(
-            base_url.rstrip("/") + "/",
-            RateLimitedAdapter(self.general_limiter, self.search_limiter, self.requests_made),
+        self._adapter = RateLimitedAdapter(
+            self.general_limiter, self.search_limiter, self.requests_made, self.requests_by_object
         )
-        self._rest = _HubSpotRESTClient(
+        session.mount(base_url.rstrip("/") + "/", self._adapter)
+        self._rest = HubSpotRESTClient(
             base_url=base_url.rstrip("/"),
             auth=BearerTokenAuth(api_key),
             session=session,
@@ -191,6 +93,10 @@ class HubSpotClient:
         )
         self._rest.secrets = (api_key,)
         self._secrets = (api_key,)
+
+    def count_into(self, counts: dict[str, int]) -> None:
+        """Also count the requests by object into ``counts`` (a caller's dict, read after the run)."""
+        self._adapter.extra = counts
 
     # ------------------------------------------------------------------------------------------------
     def properties(self, object_type: str) -> list[dict[str, Any]]:
@@ -202,6 +108,25 @@ class HubSpotClient:
         if not isinstance(results, list) or not all(isinstance(p, dict) and "name" in p for p in results):
             raise HubSpotError(f"{what}: expected a 'results' list of properties with names")
         return results
+
+    def results(self, path: str, what: str) -> list[dict[str, Any]]:
+        """The ``results`` list of an answer that is not paged (``GET``), each item an object."""
+        body = hubspot_json(self._send("GET", path, what), what, self._secrets)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise HubSpotError(f"{what}: expected a 'results' list of objects (got {shape(body)})")
+        return results
+
+    def pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a ``GET`` listing with an ``after`` cursor; each item checked for a numeric ``id``."""
+        yield from self._pages("GET", path, params=params)
+
+    def post(
+        self, path: str, what: str, body: dict[str, Any], *, benign: frozenset[str]
+    ) -> list[dict[str, Any]]:
+        """The ``results`` of a batch ``POST`` (200, or 207 whose errors are all ``benign``)."""
+        answer = hubspot_json(self._send("POST", path, what, json=body), what, self._secrets)
+        return _batch_results(answer, what, benign=benign)
 
     def list_objects(
         self, object_type: str, properties: Sequence[str], *, archived: bool = False
@@ -432,7 +357,7 @@ def _batch_results(body: Any, what: str, *, benign: frozenset[str]) -> list[dict
     sub-category is not ``benign`` fails with HubSpot's own message."""
     results = body.get("results") if isinstance(body, dict) else None
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-        raise HubSpotError(f"{what}: expected a 'results' list (got {_shape(body)})")
+        raise HubSpotError(f"{what}: expected a 'results' list (got {shape(body)})")
     for error in body.get("errors") or []:
         kinds = (
             {str(error.get("subCategory")), str(error.get("category"))} if isinstance(error, dict) else set()

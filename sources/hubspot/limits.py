@@ -20,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from utils.http import json_body
 
+_COUNT_LOCK = threading.Lock()
 WINDOW_MARGIN: Final = 0.1
 """Seconds added to each rate-limit window: HubSpot counts requests when they arrive, and network
 jitter can bring two requests sent a full window apart closer together than that."""
@@ -67,15 +68,27 @@ class RateLimitedAdapter(HTTPAdapter):
     """Applies the limiters to each HTTP attempt (the retrying session calls ``send`` per attempt)."""
 
     def __init__(
-        self, general: SlidingWindowLimiter, search: SlidingWindowLimiter, counts: Counter[str]
+        self,
+        general: SlidingWindowLimiter,
+        search: SlidingWindowLimiter,
+        counts: Counter[str],
+        by_object: Counter[str] | None = None,
     ) -> None:
         super().__init__()
         self.general = general
         self.search = search
         self.counts = counts
+        self.by_object: Counter[str] = Counter() if by_object is None else by_object
+        self.extra: dict[str, int] | None = None
+        """A caller's dict that also receives the counts by object (see ``HubSpotClient.count_into``)."""
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         path = urlsplit(request.url or "").path
+        what = object_of(path)
+        self.by_object[what] += 1
+        if self.extra is not None:
+            with _COUNT_LOCK:
+                self.extra[what] = self.extra.get(what, 0) + 1
         if request.method == "POST" and path.endswith("/search"):
             self.search.acquire()
             self.counts["search"] += 1
@@ -92,6 +105,16 @@ class RateLimitedAdapter(HTTPAdapter):
         if response.status_code == 429 and not response.headers.get("Retry-After"):
             response.headers["Retry-After"] = str(rate_limit_wait(response))
         return response
+
+
+def object_of(path: str) -> str:
+    """What a CRM API path reads: the object (``/crm/v3/objects/deals/search``, ``/crm/v3/properties/deals``,
+    ``/crm/v4/associations/deals/contacts/...`` -> ``deals``) or the endpoint (``owners``, ``pipelines``,
+    ``schemas``)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 4 and parts[0] == "crm" and parts[2] in ("objects", "properties", "associations"):
+        return parts[3]
+    return parts[2] if len(parts) >= 3 and parts[0] == "crm" else path
 
 
 def rate_limit_wait(response: requests.Response) -> int:

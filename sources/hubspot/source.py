@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import fnmatch
+import json
 from collections.abc import Iterable, Iterator, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import dlt
@@ -14,20 +13,44 @@ from dlt.common.schema.typing import TSchemaContractDict
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 
-from sources.hubspot.client import SEARCH_RESULT_CAP, HubSpotClient, HubSpotError, to_ms
-from utils.http import sample_of
+from sources.hubspot.client import SEARCH_RESULT_CAP, HubSpotClient
+from sources.hubspot.history import HISTORY_COLUMNS, HISTORY_KEY, history_records, history_table
+from sources.hubspot.reference import (
+    OWNER_COLUMNS,
+    PIPELINE_COLUMNS,
+    REFERENCE_OBJECTS,
+    custom_object_types,
+    owners,
+    pipelines,
+)
+from sources.hubspot.rows import MERGED_IDS, merged_away, to_row
 
 DEFAULT_BASE_URL: Final = "https://api.hubapi.com"
-DEFAULT_OBJECTS: Final = ("contacts", "companies", "deals")
+ENGAGEMENTS: Final = ("calls", "emails", "meetings", "notes", "tasks")
+DEFAULT_OBJECTS: Final = (
+    "contacts",
+    "companies",
+    "deals",
+    "tickets",
+    "products",
+    "line_items",
+    *ENGAGEMENTS,
+    "owners",
+    "pipelines",
+)
+"""What a revenue team reads: the CRM records, who owns them and which pipeline stage they are in."""
 LAST_MODIFIED: Final[dict[str, str]] = {"contacts": "lastmodifieddate"}
 """The last-modified property per object; every other object uses ``hs_lastmodifieddate``."""
+TO_RECORDS: Final = ["contacts", "companies", "deals"]
 DEFAULT_ASSOCIATIONS: Final[dict[str, list[str]]] = {
     "contacts": ["companies"],
     "deals": ["contacts", "companies"],
-    "tickets": ["contacts", "companies"],
+    "tickets": TO_RECORDS,
+    "line_items": ["deals"],
+    "quotes": TO_RECORDS,
+    **{engagement: TO_RECORDS for engagement in ENGAGEMENTS},
 }
 """Association directions read by default (only towards objects that are loaded too)."""
-METADATA: Final = ("id", "created_at", "updated_at", "archived", "archived_at", "merged_into_id")
 COLUMNS: Final[dict[str, Any]] = {
     "id": {"data_type": "text", "nullable": False},
     "created_at": {"data_type": "timestamp"},
@@ -43,13 +66,6 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 """Custom properties and objects arrive without code changes (new columns and tables), and a value
 that does not fit its property's type lands in a variant column rather than being dropped or failing."""
 STATE_KEY: Final = "modified_since_ms"
-MERGED_IDS: Final = "hs_merged_object_ids"
-"""The property in which HubSpot lists the ids merged into a record (semicolon-separated)."""
-INTEGER_PROPERTIES: Final = frozenset({"hs_object_id"})
-MAX_DECIMAL_DIGITS: Final = 28
-"""Digits a number property may have on either side of the point to load as a decimal (dlt's default
-decimal is 38 digits with 9 after the point); longer or non-finite values load as text."""
-"""Number properties that are identifiers: loaded as integers rather than decimals."""
 
 
 @dlt.source(section="hubspot", name="hubspot", max_table_nesting=1)
@@ -57,6 +73,8 @@ def hubspot_source(
     api_key: str = dlt.secrets.value,
     base_url: str = DEFAULT_BASE_URL,
     objects: Sequence[str] = DEFAULT_OBJECTS,
+    custom_objects: Any = None,
+    property_history: Any = None,
     include_properties: Sequence[str] | None = None,
     exclude_properties: Sequence[str] | None = None,
     associations: dict[str, list[str]] | None = None,
@@ -66,13 +84,20 @@ def hubspot_source(
     search_requests_per_second: int = 4,
     search_result_cap: int = SEARCH_RESULT_CAP,
     parallel: bool = True,
+    request_counts: dict[str, int] | None = None,
 ) -> list[DltResource]:
-    """One merge resource per HubSpot CRM object, keyed on ``id``.
+    """One merge resource per HubSpot CRM object, keyed on ``id``, and the reference lists.
 
     Config (``[sources.hubspot]`` or ``SOURCES__HUBSPOT__*``):
         api_key: private-app token (secret), sent as ``Authorization: Bearer``.
         base_url: API root, ``https://api.hubapi.com`` by default.
-        objects: CRM objects to load (contacts, companies, deals, tickets, products, custom object ids).
+        objects: what to load: CRM objects (contacts, companies, deals, tickets, products, line_items,
+            quotes, calls, emails, meetings, notes, tasks, or any object type id) and the reference
+            lists ``owners`` and ``pipelines``; ``DEFAULT_OBJECTS`` (the revenue-team set) by default.
+        custom_objects: custom objects from ``GET /crm/v3/schemas``, opt-in: ``"*"`` for all, or a
+            list of names, object type ids (``2-1234567``) or fully qualified names.
+        property_history: ``{object: [property, ...]}`` (or that as JSON text): every value those
+            properties have had, for the records read this run, into ``<object>__property_history``.
         include_properties / exclude_properties: ``fnmatch`` patterns over property names; all
             properties by default, so custom properties arrive without code changes.
         associations: ``{object: [to_object, ...]}``; defaults to ``DEFAULT_ASSOCIATIONS`` limited to
@@ -80,21 +105,19 @@ def hubspot_source(
         track_archived: also read archived (deleted) records and flag them ``archived = true``.
         search_lag_seconds: changes newer than this are left for the next run (HubSpot's search index
             trails writes by a few seconds); the incremental window is ``[cursor, now - lag)``.
-        requests_per_10_seconds / search_requests_per_second: client-side rate limits.
+        requests_per_10_seconds / search_requests_per_second: client-side rate limits, shared by
+            every object of the run.
         search_result_cap: results one search query may return (HubSpot: 10,000).
         parallel: extract the objects concurrently (dlt's ``parallelized`` resources, ``[extract]
             workers`` threads). They share one client, so the rate limits hold for the app as a whole;
             each object keeps its own cursor in its own resource state.
+        request_counts: a dict the client counts its requests into, by object (``requests_by_object``),
+            for the run report; not configuration.
     """
     objects = [objects] if isinstance(objects, str) else list(objects)
-    if not objects:
+    if not objects and not custom_objects:
         raise ValueError("sources.hubspot.objects is empty; name at least one CRM object, e.g. contacts")
-    if associations is None:
-        associations = {
-            name: [to for to in targets if to in objects]
-            for name, targets in DEFAULT_ASSOCIATIONS.items()
-            if name in objects
-        }
+    history = _history_config(property_history)
     client = HubSpotClient(
         api_key,
         base_url,
@@ -102,10 +125,28 @@ def hubspot_source(
         search_requests_per_second=search_requests_per_second,
         search_result_cap=search_result_cap,
     )
-    return [
-        dlt.resource(
+    if request_counts is not None:
+        client.count_into(request_counts)
+    # table name -> the name the API knows it by (a custom object's type id)
+    crm = {name: name for name in objects if name not in REFERENCE_OBJECTS}
+    if custom_objects:  # typed Any: dlt's config takes "*", a list or JSON text of a list
+        wanted = "*" if custom_objects == "*" else _as_list(custom_objects)
+        crm.update(custom_object_types(client, wanted))
+    unknown = sorted(set(history) - set(crm))
+    if unknown:
+        raise ValueError(
+            f"sources.hubspot.property_history names {', '.join(unknown)}, which this run does not load; "
+            "add it to sources.hubspot.objects (or custom_objects)"
+        )
+    if associations is None:
+        associations = {
+            name: [to for to in targets if to in crm] for name, targets in DEFAULT_ASSOCIATIONS.items()
+        }
+    resources = []
+    for name, api_name in crm.items():
+        records = dlt.resource(
             object_records,
-            name=object_type,
+            name=name,
             write_disposition="merge",
             primary_key="id",
             columns=COLUMNS,
@@ -113,15 +154,83 @@ def hubspot_source(
             schema_contract=SCHEMA_CONTRACT,
         )(
             client,
-            object_type,
+            api_name,
             include_properties=list(include_properties or []),
             exclude_properties=list(exclude_properties or []),
-            associate_with=list(associations.get(object_type, [])),
+            associate_with=[to for to in associations.get(name, []) if to in crm],
             track_archived=track_archived,
             search_lag_seconds=search_lag_seconds,
         )
-        for object_type in objects
-    ]
+        resources.append(records)
+        if name in history:
+            resources.append(
+                dlt.transformer(
+                    history_records,
+                    data_from=records,
+                    name=history_table(name),
+                    write_disposition="merge",
+                    primary_key=list(HISTORY_KEY),
+                    columns=HISTORY_COLUMNS,
+                    schema_contract=SCHEMA_CONTRACT,
+                )(client, api_name, history[name])
+            )
+    if "owners" in objects:
+        resources.append(
+            dlt.resource(
+                owners,
+                name="owners",
+                write_disposition="replace",
+                columns=OWNER_COLUMNS,
+                schema_contract=SCHEMA_CONTRACT,
+            )(client)
+        )
+    if "pipelines" in objects:
+        resources.append(
+            dlt.resource(
+                pipelines,
+                name="pipelines",
+                write_disposition="replace",
+                primary_key=["object_type", "id"],
+                columns=PIPELINE_COLUMNS,
+                schema_contract=SCHEMA_CONTRACT,
+            )(client)
+        )
+    return resources
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list of names from a list, JSON text of one, or comma-separated text."""
+    if isinstance(value, str):
+        text = value.strip()
+        return (
+            [str(v) for v in json.loads(text)]
+            if text.startswith("[")
+            else [p.strip() for p in text.split(",") if p.strip()]
+        )
+    if not isinstance(value, list | tuple):
+        raise ValueError(f'sources.hubspot.custom_objects must be "*" or a list of names, not {value!r}')
+    return [str(v) for v in value]
+
+
+def _history_config(value: Any) -> dict[str, list[str]]:
+    """``property_history`` as a dict of non-empty property lists (JSON text accepted, as env vars give)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(
+                'sources.hubspot.property_history is not JSON; write it like {"deals": ["dealstage"]}'
+            ) from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, list) and v and all(isinstance(p, str) for p in v) for v in value.values()
+    ):
+        raise ValueError(
+            "sources.hubspot.property_history must map objects to lists of property names, "
+            'like {"deals": ["dealstage", "amount"]}'
+        )
+    return {str(k): list(v) for k, v in value.items()}
 
 
 def object_records(
@@ -184,81 +293,6 @@ def select_properties(
     names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
     merges = [MERGED_IDS] if MERGED_IDS in kinds else []  # needed to retire merged-away records
     return sorted({*names, cursor_property, *merges})
-
-
-def merged_away(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows retiring the records merged into ``records`` (listed in ``hs_merged_object_ids``)."""
-    rows = []
-    for record in records:
-        listed = str((record.get("properties") or {}).get(MERGED_IDS) or "")
-        when = _datetime(record.get("updatedAt"))
-        for merged_id in dict.fromkeys(i.strip() for i in listed.replace(",", ";").split(";")):
-            if merged_id and merged_id != str(record["id"]):
-                rows.append(
-                    {
-                        "id": merged_id,
-                        "created_at": None,
-                        "updated_at": when,
-                        "archived": True,
-                        "archived_at": when,
-                        "merged_into_id": str(record["id"]),
-                    }
-                )
-    return rows
-
-
-def to_row(record: dict[str, Any], kinds: dict[str, str], archived: bool = False) -> dict[str, Any]:
-    """A flat row: ``id``, timestamps, the archived flag, then every property, typed."""
-    flag = record.get("archived", archived)
-    properties = record.get("properties") or {}
-    if not isinstance(flag, bool) or not isinstance(properties, dict):
-        raise HubSpotError(
-            f"HubSpot record {sample_of(record.get('id'))}: 'archived' must be true or false and "
-            f"'properties' an object (got {sample_of(flag)} and a {type(properties).__name__})"
-        )
-    row: dict[str, Any] = {
-        "id": str(record["id"]),
-        "created_at": _datetime(record.get("createdAt")),
-        "updated_at": _datetime(record.get("updatedAt")),
-        "archived": flag,
-        "archived_at": _datetime(record.get("archivedAt")),
-        "merged_into_id": None,
-    }
-    for name, value in properties.items():
-        row[f"property_{name}" if name in METADATA else name] = typed(
-            value, "integer" if name in INTEGER_PROPERTIES else kinds.get(name, "string")
-        )
-    return row
-
-
-def typed(value: Any, kind: str) -> Any:
-    """HubSpot sends every property value as text; type it from the property's declared type."""
-    if value is None or (value == "" and kind != "string"):
-        return None
-    text = str(value)
-    try:
-        if kind == "integer":
-            return int(text)
-        if kind == "number":
-            number = Decimal(text)
-            # past what a warehouse decimal holds (or NaN/Infinity): kept as the text HubSpot sent
-            return number if number.is_finite() and abs(number.adjusted()) <= MAX_DECIMAL_DIGITS else text
-        if kind == "bool":
-            return text.lower() == "true"
-        if kind == "datetime":
-            return _datetime(text)
-        if kind == "date":
-            parsed = _datetime(text)
-            return parsed.date() if parsed else None
-    except (InvalidOperation, ValueError, HubSpotError, pendulum.parsing.exceptions.ParserError):
-        return text  # never drop a value: an unparseable one lands as text (a dlt variant column)
-    return text
-
-
-def _datetime(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    return pendulum.from_timestamp(to_ms(value) / 1000, tz="UTC")
 
 
 def _batches(pages: Iterable[list[dict[str, Any]]], size: int = 1_000) -> Iterator[list[dict[str, Any]]]:

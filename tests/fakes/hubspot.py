@@ -13,6 +13,9 @@ developer docs, other connectors' bug reports) is listed in ``tests/fakes/hubspo
   ids it cannot find come back in ``errors`` with HTTP 207;
 - ``POST /crm/v3/objects/{object}/search``: filters, one sort, ``limit`` up to 200, offset ``after``,
   at most ``search_cap`` (10,000) results per query, never archived records;
+- ``POST .../batch/read`` with ``propertiesWithHistory``: each property's values, newest first;
+- ``GET /crm/v3/owners``, ``/crm/v3/pipelines/{deals,tickets}``, ``/crm/v3/schemas`` (custom objects):
+  reference data, in ``hubspot_reference.py``; records and search filters in ``hubspot_records.py``;
 - ``POST /crm/v4/associations/{from}/{to}/batch/read``: at most 1,000 inputs; ids without
   associations come back in ``errors`` (``crm.associations.NO_ASSOCIATIONS_FOUND``) with HTTP 207;
 - :meth:`FakeHubSpot.merge`: the merged-away record vanishes from every endpoint (it is not
@@ -39,111 +42,29 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tests.fakes.base import FakeApi, Request, Response
+from tests.fakes.hubspot_batch import BatchRoutes
+from tests.fakes.hubspot_records import (
+    CREATED,
+    EPOCH,
+    LAST_MODIFIED,
+    MERGED_IDS,
+    PROPERTIES,
+    Record,
+    iso,
+    matches,
+    ms,
+    sample,
+    value,
+)
+from tests.fakes.hubspot_reference import ReferenceData
 
 TOKEN = "pat-eu1-fake-token-0000"
-EPOCH = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).replace(microsecond=0)
-"""Where seeded histories start: a month ago, so every change is older than the source's search lag."""
-LAST_MODIFIED = {"contacts": "lastmodifieddate"}
-CREATED = {"contacts": "createdate"}
-PRIMARY = {"category": "USER_DEFINED", "typeId": 7, "label": "Primary"}
-"""A labelled association type the look-alike adds to each record's first association."""
-MERGED_IDS = "hs_merged_object_ids"
-"""Where HubSpot lists the ids merged into a record (semicolon-separated)."""
 MAX_REQUEST_LINE = 16_000
 """Request lines longer than this get 414 at HubSpot's edge (about 16,000 characters reported)."""
-BATCH_READ_LIMIT = 100
-ASSOCIATION_READ_LIMIT = 1_000
-
-PROPERTIES: dict[str, list[tuple[str, str, str]]] = {
-    # (name, type, fieldType)
-    "contacts": [
-        ("email", "string", "text"),
-        ("firstname", "string", "text"),
-        ("lastname", "string", "text"),
-        ("lifecyclestage", "enumeration", "radio"),
-        ("num_notes", "number", "number"),
-        ("hs_email_optout", "bool", "booleancheckbox"),
-        ("date_of_birth", "date", "date"),
-        ("createdate", "datetime", "date"),
-        ("lastmodifieddate", "datetime", "date"),
-        ("hs_object_id", "number", "number"),
-        (MERGED_IDS, "enumeration", "checkbox"),
-    ],
-    "companies": [
-        ("name", "string", "text"),
-        ("domain", "string", "text"),
-        ("annualrevenue", "number", "number"),
-        ("createdate", "datetime", "date"),
-        ("hs_lastmodifieddate", "datetime", "date"),
-        ("hs_object_id", "number", "number"),
-        (MERGED_IDS, "enumeration", "checkbox"),
-    ],
-    "deals": [
-        ("dealname", "string", "text"),
-        ("amount", "number", "number"),
-        ("dealstage", "enumeration", "radio"),
-        ("closedate", "datetime", "date"),
-        ("createdate", "datetime", "date"),
-        ("hs_lastmodifieddate", "datetime", "date"),
-        ("hs_object_id", "number", "number"),
-        (MERGED_IDS, "enumeration", "checkbox"),
-    ],
-    "tickets": [
-        ("subject", "string", "text"),
-        ("hs_pipeline_stage", "enumeration", "select"),
-        ("createdate", "datetime", "date"),
-        ("hs_lastmodifieddate", "datetime", "date"),
-        ("hs_object_id", "number", "number"),
-        (MERGED_IDS, "enumeration", "checkbox"),
-    ],
-    "products": [
-        ("name", "string", "text"),
-        ("price", "number", "number"),
-        ("createdate", "datetime", "date"),
-        ("hs_lastmodifieddate", "datetime", "date"),
-        ("hs_object_id", "number", "number"),
-        (MERGED_IDS, "enumeration", "checkbox"),
-    ],
-}
-
-
-def iso(ms: int) -> str:
-    """HubSpot's timestamp format: ISO 8601, milliseconds, Z."""
-    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def ms(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 @dataclass
-class Record:
-    id: int
-    properties: dict[str, str | None]
-    created_ms: int
-    modified_ms: int
-    archived_ms: int | None = None
-
-    def as_json(self, names: list[str], object_type: str, known: set[str] | None = None) -> dict[str, Any]:
-        """The record as HubSpot sends it: requested properties that exist (unset ones as null;
-        names the object does not have are left out, not an error), ``hs_object_id`` always."""
-        props = {n: self.properties.get(n) for n in names if known is None or n in known}
-        props["hs_object_id"] = str(self.id)
-        body: dict[str, Any] = {
-            "id": str(self.id),
-            "properties": props,
-            "createdAt": iso(self.created_ms),
-            "updatedAt": iso(self.modified_ms),
-            "archived": self.archived_ms is not None,
-        }
-        if self.archived_ms is not None:
-            body["archivedAt"] = iso(self.archived_ms)
-        return body
-
-
-@dataclass
-class FakeHubSpot(FakeApi):
+class FakeHubSpot(FakeApi, ReferenceData, BatchRoutes):
     """The look-alike. Seed it with :meth:`add`, change it with :meth:`modify`, :meth:`archive`."""
 
     token: str = TOKEN
@@ -166,6 +87,7 @@ class FakeHubSpot(FakeApi):
         self._searches: deque[float] = deque()
         self._limit_lock = threading.Lock()
         self.throttled = 0
+        self.clear_reference()
 
     # seeding ----------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -174,6 +96,7 @@ class FakeHubSpot(FakeApi):
         self.objects.clear()
         self.links.clear()
         self.custom_properties.clear()
+        self.clear_reference()
         self.denied_scopes.clear()
         self.search_cap, self.association_page_size = 10_000, 500
         self.burst_limit = self.search_limit = self.retry_after = None
@@ -190,7 +113,7 @@ class FakeHubSpot(FakeApi):
             self._next_id += 1
             at = ms(start) + n * step_ms
             record = Record(self._next_id, {}, at, at)
-            record.properties.update(self._sample(object_type, self._next_id))
+            record.change(sample(object_type, self._next_id), at)
             table[self._next_id] = record
             self._stamp(object_type, record, at)
             ids.append(self._next_id)
@@ -203,7 +126,7 @@ class FakeHubSpot(FakeApi):
         when = ms(at or dt.datetime.now(dt.UTC))
         for record_id in ids:
             record = self.objects[object_type][record_id]
-            record.properties.update(properties)
+            record.change(properties, when)
             self._stamp(object_type, record, when)
 
     def archive(self, object_type: str, ids: list[int], at: dt.datetime | None = None) -> None:
@@ -264,34 +187,6 @@ class FakeHubSpot(FakeApi):
         record.properties[LAST_MODIFIED.get(object_type, "hs_lastmodifieddate")] = iso(at)
         record.properties[CREATED.get(object_type, "createdate")] = iso(record.created_ms)
 
-    @staticmethod
-    def _sample(object_type: str, n: int) -> dict[str, str | None]:
-        samples: dict[str, dict[str, str | None]] = {
-            "contacts": {
-                "email": f"person{n}@example.com",
-                "firstname": f"First{n}",
-                "lastname": f"Last{n}",
-                "lifecyclestage": "lead",
-                "num_notes": str(n % 7),
-                "hs_email_optout": "true" if n % 2 else "false",
-                "date_of_birth": "1990-05-17",
-            },
-            "companies": {
-                "name": f"Company {n}",
-                "domain": f"c{n}.example.com",
-                "annualrevenue": "1250000.50",
-            },
-            "deals": {
-                "dealname": f"Deal {n}",
-                "amount": f"{n}.25",
-                "dealstage": "appointmentscheduled",
-                "closedate": "2026-12-31T00:00:00Z",
-            },
-            "tickets": {"subject": f"Ticket {n}", "hs_pipeline_stage": "1"},
-            "products": {"name": f"Product {n}", "price": "9.99"},
-        }
-        return dict(samples.get(object_type, {}))
-
     def property_defs(self, object_type: str) -> list[tuple[str, str, str]]:
         return [*PROPERTIES.get(object_type, []), *self.custom_properties.get(object_type, [])]
 
@@ -312,6 +207,9 @@ class FakeHubSpot(FakeApi):
         if throttled:
             return throttled
         parts = request.path.strip("/").split("/")
+        reference = self.serve_reference(parts, request)
+        if reference is not None:
+            return Response(reference.status, reference.body, {**reference.headers, **self._limit_headers()})
         if parts[:3] == ["crm", "v3", "properties"] and len(parts) == 4:
             return self._guard(parts[3], lambda: self._properties(parts[3]))
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) == 4 and request.method == "GET":
@@ -344,7 +242,7 @@ class FakeHubSpot(FakeApi):
                 "category": "MISSING_SCOPES",
             }
             return Response.json(body, 403)
-        if object_type not in PROPERTIES and object_type not in self.objects:
+        if object_type not in PROPERTIES and object_type not in self.objects | self.custom_properties:
             return self._error(400, "VALIDATION_ERROR", f"Unable to infer object type from: {object_type}")
         response: Response = answer()
         return response
@@ -394,12 +292,12 @@ class FakeHubSpot(FakeApi):
         kinds = {name: kind for name, kind, _ in self.property_defs(object_type)}
         live = [r for r in self.objects.get(object_type, {}).values() if r.archived_ms is None]
         groups = query.get("filterGroups") or []
-        matched = [r for r in live if not groups or any(self._matches(r, g, kinds) for g in groups)]
+        matched = [r for r in live if not groups or any(matches(r, g, kinds) for g in groups)]
         sorts = query.get("sorts") or [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
         if len(sorts) > 1:
             return self._error(400, "VALIDATION_ERROR", "only one sort is supported")
         key, descending = sorts[0]["propertyName"], sorts[0].get("direction") == "DESCENDING"
-        matched.sort(key=lambda r: (self._value(r, key, kinds.get(key)), r.id), reverse=descending)
+        matched.sort(key=lambda r: (value(r, key, kinds.get(key)), r.id), reverse=descending)
         names = list(query.get("properties") or [])
         page = matched[offset : offset + limit]
         body: dict[str, Any] = {
@@ -413,150 +311,6 @@ class FakeHubSpot(FakeApi):
 
     def _known(self, object_type: str) -> set[str]:
         return {name for name, _, _ in self.property_defs(object_type)}
-
-    def _batch_read(self, object_type: str, request: Request) -> Response:
-        query = request.json() or {}
-        inputs = query.get("inputs") or []
-        if not 1 <= len(inputs) <= BATCH_READ_LIMIT:
-            return self._error(400, "VALIDATION_ERROR", f"inputs must hold 1 to {BATCH_READ_LIMIT} ids")
-        archived = request.param("archived", "false") == "true"
-        names, known = list(query.get("properties") or []), self._known(object_type)
-        table = self.objects.get(object_type, {})
-        results, missing = [], []
-        for item in inputs:
-            record = table.get(int(item["id"]))
-            if record is None or (record.archived_ms is not None) != archived:
-                missing.append(str(item["id"]))
-            else:
-                results.append(record.as_json(names, object_type, known))
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
-        if not missing:
-            return Response.json(body, headers=self._limit_headers())
-        error = {
-            "status": "error",
-            "category": "OBJECT_NOT_FOUND",
-            "message": "Could not get some "
-            + object_type.upper()
-            + " objects, they may be deleted or not exist. "
-            "Check that ids are valid.",
-            "context": {"ids": missing},
-            "errors": [],
-            "links": {},
-        }
-        body.update(numErrors=1, errors=[error])
-        return Response.json(body, 207, headers=self._limit_headers())
-
-    def _associations(self, from_type: str, to_type: str, request: Request) -> Response:
-        inputs = (request.json() or {}).get("inputs") or []
-        if len(inputs) > ASSOCIATION_READ_LIMIT:
-            return self._error(
-                400, "VALIDATION_ERROR", f"at most {ASSOCIATION_READ_LIMIT} inputs per batch read"
-            )
-        links = self.links.get((from_type, to_type), {})
-        results, errors = [], []
-        for item in inputs:
-            targets = links.get(int(item["id"]), [])
-            start = int(item.get("after") or 0)
-            chunk = targets[start : start + self.association_page_size]
-            if not chunk:
-                errors.append(
-                    {
-                        "status": "error",
-                        "category": "OBJECT_NOT_FOUND",
-                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                        "message": f"No {to_type.rstrip('s')} is associated with {from_type.rstrip('s')} "
-                        f"{item['id']}.",
-                        "context": {
-                            "fromObjectId": [str(item["id"])],
-                            "fromObjectType": [from_type.rstrip("s")],
-                            "toObjectType": [to_type.rstrip("s")],
-                        },
-                        "errors": [],
-                        "links": {},
-                    }
-                )
-                continue
-            result: dict[str, Any] = {
-                "from": {"id": str(item["id"])},
-                "to": [
-                    {
-                        "toObjectId": int(t),
-                        "associationTypes": [
-                            {"category": "HUBSPOT_DEFINED", "typeId": 1, "label": None},
-                            *([PRIMARY] if t == targets[0] else []),
-                        ],
-                    }
-                    for t in chunk
-                ],
-            }
-            if start + len(chunk) < len(targets):
-                result["paging"] = {"next": {"after": str(start + len(chunk)), "link": None}}
-            results.append(result)
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, **self._batch_times()}
-        if not errors:
-            return Response.json(body, 200, headers=self._limit_headers())
-        body.update(numErrors=len(errors), errors=errors)
-        return Response.json(body, 207, headers=self._limit_headers())
-
-    @staticmethod
-    def _batch_times() -> dict[str, str]:
-        now = iso(ms(dt.datetime.now(dt.UTC)))
-        return {"startedAt": now, "completedAt": now}
-
-    # filters ----------------------------------------------------------------------------------------
-    def _value(self, record: Record, name: str, kind: str | None) -> Any:
-        if name in ("lastmodifieddate", "hs_lastmodifieddate") and record.id:
-            return record.modified_ms  # the same value, without parsing it on every comparison
-        raw = str(record.id) if name == "hs_object_id" else record.properties.get(name)
-        if raw is None or raw == "":
-            return None
-        if kind == "datetime":
-            return int(dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp() * 1000)
-        if kind == "number":
-            return float(raw)
-        return raw
-
-    def _matches(self, record: Record, group: dict[str, Any], kinds: dict[str, str]) -> bool:
-        for flt in group.get("filters") or []:
-            name, op = flt["propertyName"], flt["operator"]
-            kind = kinds.get(name, "number" if name == "hs_object_id" else "string")
-            have = self._value(record, name, kind)
-
-            def want(raw: Any, kind: str = kind) -> Any:
-                if kind == "datetime":
-                    text = str(raw)
-                    return (
-                        int(text) if text.isdigit() else self._value(Record(0, {"x": text}, 0, 0), "x", kind)
-                    )
-                return float(raw) if kind == "number" else str(raw)
-
-            if op == "HAS_PROPERTY":
-                ok = have is not None
-            elif op == "NOT_HAS_PROPERTY":
-                ok = have is None
-            elif have is None:
-                ok = False
-            elif op == "EQ":
-                ok = have == want(flt["value"])
-            elif op == "NEQ":
-                ok = have != want(flt["value"])
-            elif op == "LT":
-                ok = have < want(flt["value"])
-            elif op == "LTE":
-                ok = have <= want(flt["value"])
-            elif op == "GT":
-                ok = have > want(flt["value"])
-            elif op == "GTE":
-                ok = have >= want(flt["value"])
-            elif op == "BETWEEN":
-                ok = want(flt["value"]) <= have <= want(flt["highValue"])
-            elif op == "IN":
-                ok = have in {want(v) for v in flt.get("values") or []}
-            else:
-                raise ValueError(f"operator {op} is not supported by the look-alike")
-            if not ok:
-                return False
-        return True
 
     # rate limits ------------------------------------------------------------------------------------
     def _throttle(self, request: Request) -> Response | None:

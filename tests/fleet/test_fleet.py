@@ -43,7 +43,7 @@ from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from tests.deploy.project import REPO_ROOT
 from tests.deploy.test_deploy_e2e import bare_copy_of_head
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter, is_working_day
+from tests.fakes.frankfurter import FakeFrankfurter, catalogue_codes, is_working_day
 from tests.fakes.webhook import FakeWebhook
 from tests.fixtures.frankfurter import FAKE_TODAY
 from tests.fixtures.postgres import ProductsSource
@@ -225,7 +225,7 @@ def check_destination(
     """Every row exactly once in every dataset: table -> (rows expected, rows found)."""
     figures: dict[str, tuple[int, int]] = {}
     codes = [r[0] for r in warehouse.query("select iso_code from currencies.currencies")]
-    active = sorted(c.iso_code for c in CURRENCIES if c.end is None)
+    active = catalogue_codes(include_legacy=False)
     assert sorted(codes) == active, "currencies: exactly the provider's list, once"
     figures["currencies.currencies"] = (len(active), len(codes))
 

@@ -19,7 +19,7 @@ from prefect.states import State
 
 import flows.currencies as currencies_flow_module
 import flows.freshness as freshness_module
-from tests.fakes.frankfurter import CURRENCIES, FakeFrankfurter
+from tests.fakes.frankfurter import FakeFrankfurter, catalogue_codes
 from tests.fakes.webhook import FakeWebhook
 from tests.fixtures.faults import Faults
 from tests.fixtures.prefect import artifacts, logs, run_flow, task_runs, without_retry_delay
@@ -27,7 +27,7 @@ from tests.fixtures.warehouse import Warehouse
 from utils import orchestration
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-ACTIVE = sum(1 for c in CURRENCIES if c.end is None)
+ACTIVE = len(catalogue_codes(include_legacy=False))
 
 
 def pipeline_tasks() -> list[Any]:

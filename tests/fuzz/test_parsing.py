@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sources.currencies import currencies_source
 from sources.fx_providers import ISO_CODE, frankfurter_rates, oxr_auth, oxr_currencies, oxr_rates
 from sources.hubspot.client import HubSpotClient
-from sources.hubspot.source import to_row
+from sources.hubspot.rows import to_row
 from tests.fakes.base import FakeApi
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fakes.hubspot import FakeHubSpot

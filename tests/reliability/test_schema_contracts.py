@@ -21,6 +21,7 @@ from sources.currencies import currencies_source
 from sources.exchange_rates import exchange_rates_source
 from sources.exchange_rates import source as rates_source
 from sources.hubspot import hubspot_source
+from sources.hubspot.source import DEFAULT_OBJECTS
 from sources.products import products_source
 from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fakes.hubspot import FakeHubSpot
@@ -47,7 +48,9 @@ def test_each_table_declares_its_contract(frankfurter: FakeFrankfurter, hubspot_
         "currencies": {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
     }
     evolve = {"tables": "evolve", "columns": "evolve", "data_type": "evolve"}
-    assert contracts(hubspot_source()) == {o: evolve for o in ("contacts", "companies", "deals")}
+    assert contracts(hubspot_source()) == {o: evolve for o in DEFAULT_OBJECTS}
+    history = hubspot_source(objects=["deals"], property_history={"deals": ["amount"]})
+    assert contracts(history) == {"deals": evolve, "deals__property_history": evolve}
 
 
 def assert_rejected(run: Any, warehouse: Warehouse, dataset: str, *words: str) -> None:

@@ -14,7 +14,8 @@ import requests
 
 from sources.hubspot import HubSpotAuthError, HubSpotClient, HubSpotError, SlidingWindowLimiter
 from sources.hubspot.client import URL_BUDGET, split_for_url, to_ms
-from sources.hubspot.source import merged_away, select_properties, to_row, typed
+from sources.hubspot.rows import merged_away, to_row, typed
+from sources.hubspot.source import select_properties
 from tests.fakes.hubspot import EPOCH, MAX_REQUEST_LINE, FakeHubSpot, ms
 
 ATTEMPTS = 3
