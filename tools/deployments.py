@@ -1,10 +1,12 @@
-"""Render what derives from the pipeline declarations: ``prefect.yaml``, ``docs/lineage.md`` and the
-README's pipeline table, from ``declarations/<name>.yaml`` and the templates beside this module.
+"""Render what derives from the pipeline declarations: ``prefect.yaml``, ``docs/lineage.md``, the
+README's pipeline table and the dbt package's sources (``dbt/models/sources/``, see
+``tools/dbt_sources.py``), from ``declarations/<name>.yaml`` and the templates beside this module.
 
     uv run python -m tools.deployments            # write the files
     uv run python -m tools.deployments --check    # 1, with a diff, when a committed file is stale (CI)
 
-The output depends on the declarations and the templates only, so re-running it changes nothing.
+The output depends on the declarations, the templates and the committed dlt schemas only, so re-running
+it changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from declarations import Declaration, declarations
+from tools import dbt_sources
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
@@ -206,6 +209,7 @@ def render() -> dict[Path, str]:
         PREFECT_YAML: render_prefect_yaml(found),
         LINEAGE: lineage,
         README: render_readme(README.read_text(encoding="utf-8"), found),
+        **dbt_sources.render(found),
     }
 
 
@@ -215,12 +219,19 @@ def stale() -> dict[Path, str]:
     for path, text in render().items():
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != text:
-            name = str(path.relative_to(REPO_ROOT))
+            name = _shown(path)
             lines = difflib.unified_diff(
                 current.splitlines(keepends=True), text.splitlines(keepends=True), name, f"{name} (generated)"
             )
             diffs[path] = "".join(lines)
+    for path in dbt_sources.orphans(declarations()):
+        diffs[path] = f"{_shown(path)}: no declaration renders it any more (delete it)\n"
     return diffs
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (tests render into a copy)."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,15 +243,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for diff in diffs.values():
             sys.stdout.write(diff)
         if diffs:
-            names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in diffs)
+            names = ", ".join(_shown(p) for p in diffs)
             print(f"\nstale: {names}; run `uv run python -m tools.deployments` and commit the result")
             return 1
-        print("prefect.yaml, docs/lineage.md and the README's pipeline table are up to date")
+        print("prefect.yaml, docs/lineage.md, the README's pipeline table and dbt/ sources are up to date")
         return 0
     for path, text in render().items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(REPO_ROOT)}")
+            print(f"wrote {_shown(path)}")
+    for path in dbt_sources.orphans(declarations()):
+        path.unlink()
+        print(f"deleted {_shown(path)}")
     return 0
 
 
