@@ -148,7 +148,35 @@ def lineage_context(found: dict[str, Declaration]) -> dict[str, Any]:
     ids = [n.id for n in (*upstream.values(), *tables.values())] + [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two lineage nodes share an id: {sorted({i for i in ids if ids.count(i) > 1})}")
-    return {"upstream": list(upstream.values()), "tables": list(tables.values()), "pipelines": rows}
+    return {
+        "upstream": list(upstream.values()),
+        "tables": list(tables.values()),
+        "pipelines": rows,
+        "raw_tables": raw_tables(found),
+    }
+
+
+def raw_tables(found: dict[str, Declaration]) -> list[dict[str, str]]:
+    """Each declared root table: its dbt source, the key a load claims it under in production and the
+    key prefect-dbt gives the relation a dbt model reads (the same, except behind Snowpipe)."""
+    rows = []
+    for name in sorted(found):
+        d = found[name]
+        source = dbt_sources.source_name(d)
+        for table in d.tables:
+            snowflake = (
+                f"snowflake://RAW/{dbt_sources.snowflake_name(source)}/{dbt_sources.snowflake_name(table)}"
+            )
+            claimed = snowflake if d.destination == "snowflake" else f"<bucket_url>/{d.dataset}/{table}"
+            rows.append(
+                {
+                    "pipeline": name,
+                    "source": f"source('{source}', '{table}')",
+                    "claimed": claimed,
+                    "dbt": snowflake,
+                }
+            )
+    return rows
 
 
 def table_context(found: dict[str, Declaration]) -> dict[str, Any]:
