@@ -17,8 +17,11 @@ rewrites them, in dlt's own export format). ``tools/deployments.py`` writes and 
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import sys
 import textwrap
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -27,7 +30,7 @@ import dlt
 import yaml
 from dlt.common.schema import Schema
 from dlt.common.schema.typing import TTableSchema
-from dlt.common.schema.utils import get_columns_names_with_prop, is_nested_table
+from dlt.common.schema.utils import get_columns_names_with_prop, is_nested_table, new_table
 
 from declarations import Declaration
 
@@ -58,9 +61,13 @@ DLT_COLUMNS: Final = {
     "_dlt_root_id": "The _dlt_id of the root table's row this nested row belongs to.",
     "_dlt_list_idx": "The row's position in its parent's list.",
 }
+EXPORT_HINT: Final = (
+    "load it locally (`DLT__DESTINATION=duckdb uv run python -m pipelines.{name}`, from its look-alike),"
+    " then `uv run python -m tools.dbt_sources export {name}` and add it to tests/dbt/test_dlt_schemas.py"
+)
 HEADER: Final = (
-    "# GENERATED from declarations/{name}.yaml and dbt/dlt_schemas/{name}.schema.yaml by\n"
-    "# `uv run python -m tools.deployments`: do not edit by hand; CI fails when this file is stale.\n"
+    "# GENERATED from declarations/{name}.yaml{schema} by `uv run python -m tools.deployments`:\n"
+    "# do not edit by hand; CI fails when this file is stale.\n"
 )
 
 
@@ -72,9 +79,7 @@ def load_schema(name: str) -> Schema:
     """Pipeline ``name``'s committed dlt schema; a clear error naming the file when there is none."""
     path = schema_path(name)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: run `UPDATE_DLT_SCHEMAS=1 uv run pytest tests/dbt/test_dlt_schemas.py -n0`"
-        )
+        raise FileNotFoundError(f"{path} is missing: {EXPORT_HINT.format(name=name)}")
     return Schema.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
@@ -183,11 +188,16 @@ def source_name(declaration: Declaration) -> str:
     return str(naming.normalize_identifier(declaration.dataset))
 
 
-def source_entry(declaration: Declaration, schema: Schema) -> dict[str, Any]:
+def declared_tables(declaration: Declaration) -> list[TTableSchema]:
+    """The declaration's root tables with no columns: a pipeline whose dlt schema is not committed yet
+    (a new one, straight from the scaffolder) still gets its sources, freshness and lineage."""
+    return [new_table(table) for table in declaration.tables]
+
+
+def source_entry(declaration: Declaration, tables: list[TTableSchema]) -> dict[str, Any]:
     name = source_name(declaration)
     described = summary(declaration.name)
     by_field = declaration.destination == "filesystem"  # in the warehouse through Snowpipe, not dlt
-    tables = schema.data_tables()
     bound = declaration.freshness_bound
     on_snowflake = '(env_var("DESTINATION__SNOWFLAKE__CREDENTIALS__DATABASE", "RAW") | upper)'
     database = jinja(
@@ -222,9 +232,15 @@ def source_entry(declaration: Declaration, schema: Schema) -> dict[str, Any]:
 
 def render_source(declaration: Declaration) -> str:
     """``dbt/models/sources/<pipeline>.yml`` for ``declaration``."""
-    body = {"version": 2, "sources": [source_entry(declaration, load_schema(declaration.name))]}
+    committed = schema_path(declaration.name).is_file()
+    tables = load_schema(declaration.name).data_tables() if committed else declared_tables(declaration)
+    body = {"version": 2, "sources": [source_entry(declaration, tables)]}
     text = yaml.safe_dump(body, sort_keys=False, width=110, allow_unicode=True, default_flow_style=False)
-    return HEADER.format(name=declaration.name) + text
+    name = declaration.name
+    if committed:
+        return HEADER.format(name=name, schema=f" and dbt/dlt_schemas/{name}.schema.yaml") + text
+    missing = f"# No dlt schema committed yet, so no columns: {EXPORT_HINT.format(name=name)}.\n"
+    return HEADER.format(name=name, schema="") + missing + text
 
 
 def render(found: dict[str, Declaration]) -> dict[Path, str]:
@@ -235,3 +251,26 @@ def render(found: dict[str, Declaration]) -> dict[Path, str]:
 def orphans(found: dict[str, Declaration]) -> list[Path]:
     """Generated sources files of pipelines no longer declared: to delete."""
     return sorted(p for p in SOURCES_DIR.glob("*.yml") if p.stem not in found)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``export NAME``: write pipeline NAME's schema, as its last local run left it, to dbt/dlt_schemas/."""
+    parser = argparse.ArgumentParser(prog="python -m tools.dbt_sources", description=main.__doc__)
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("name", help="a declared pipeline, loaded locally at least once")
+    args = parser.parse_args(argv)
+    try:
+        pipeline = dlt.attach(pipeline_name=args.name)
+    except Exception as exc:  # dlt raises its own "cannot restore pipeline" error
+        reason = str(exc).splitlines()[0]
+        print(f"{args.name}: no local pipeline to export ({reason}); {EXPORT_HINT.format(name=args.name)}")
+        return 1
+    path = schema_path(args.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(export_schema(pipeline.default_schema), encoding="utf-8")
+    print(f"wrote {path.relative_to(DBT_DIR.parent)}; now run `uv run python -m tools.deployments`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

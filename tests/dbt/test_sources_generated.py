@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from declarations import pipelines
+from declarations import declaration, pipelines
 from tools import dbt_sources
 from tools import deployments as generator
 
@@ -43,3 +43,19 @@ def test_check_fails_on_a_stale_or_orphaned_source_file(
     assert (sources / "currencies.yml").read_bytes() == (
         dbt_sources.DBT_DIR / "models/sources/currencies.yml"
     ).read_bytes()
+
+
+def test_a_pipeline_without_a_committed_schema_gets_its_declared_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline straight from the scaffolder: sources and freshness at once, columns once exported."""
+    monkeypatch.setattr(dbt_sources, "SCHEMAS_DIR", tmp_path)
+    text = dbt_sources.render_source(declaration("hubspot"))
+    assert "tools.dbt_sources export hubspot" in text.splitlines()[2]
+    [source] = yaml.safe_load(text)["sources"]
+    assert [(t["name"], t["columns"]) for t in source["tables"]] == [
+        ("companies", []),
+        ("contacts", []),
+        ("deals", []),
+    ]
+    assert source["config"]["freshness"]["warn_after"] == {"count": 30, "period": "hour"}
