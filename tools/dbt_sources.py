@@ -18,11 +18,12 @@ rewrites them, in dlt's own export format). ``tools/deployments.py`` writes and 
 from __future__ import annotations
 
 import argparse
-import importlib
+import ast
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,7 +35,8 @@ from dlt.common.schema.utils import get_columns_names_with_prop, is_nested_table
 
 from declarations import Declaration
 
-DBT_DIR: Final = Path(__file__).resolve().parent.parent / "dbt"
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+DBT_DIR: Final = REPO_ROOT / "dbt"
 SCHEMAS_DIR: Final = DBT_DIR / "dlt_schemas"
 SOURCES_DIR: Final = DBT_DIR / "models" / "sources"
 LOAD_ID: Final = "_dlt_load_id"
@@ -80,6 +82,12 @@ def load_schema(name: str) -> Schema:
     path = schema_path(name)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {EXPORT_HINT.format(name=name)}")
+    return _read_schema(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _read_schema(path: Path, version: int) -> Schema:
+    """Each file parsed once per change (``--check`` renders twice)."""
     return Schema.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
@@ -133,8 +141,10 @@ def _first_paragraph(doc: str | None) -> str:
 
 def summary(name: str) -> str:
     """The first paragraph of the source package's docstring (``sources/<name>/__init__.py``): what the
-    tables hold, as the house layout asks every source to say."""
-    return _first_paragraph(importlib.import_module(f"sources.{name}").__doc__)
+    tables hold, as the house layout asks every source to say. Read from the file, not imported: a
+    source's imports (drivers, clients) are not the generator's business."""
+    path = REPO_ROOT / "sources" / name / "__init__.py"
+    return _first_paragraph(ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))))
 
 
 def table_description(table: TTableSchema, root_description: str) -> str:
@@ -178,8 +188,12 @@ def table_entry(table: TTableSchema, root_description: str, by_field: bool) -> d
 
 def snowflake_name(name: str) -> str:
     """How dlt names ``name`` on Snowflake: its identifiers fold to upper case."""
-    caps = dlt.destinations.snowflake().capabilities()
-    return str(caps.casefold_identifier(name))
+    return str(_snowflake_casefold()(name))
+
+
+@cache
+def _snowflake_casefold() -> Callable[[str], str]:
+    return dlt.destinations.snowflake().capabilities().casefold_identifier
 
 
 def source_name(declaration: Declaration) -> str:
