@@ -12,7 +12,9 @@ profile's database (the warehouse file's stem) and dlt's lower-case names; the v
 The dlt schemas are committed rather than built on each render so that the output is deterministic and
 offline: ``tests/dbt/test_dlt_schemas.py`` loads every pipeline from the look-alike APIs and databases
 and fails when its schema's tables or columns differ from the committed file (``UPDATE_DLT_SCHEMAS=1``
-rewrites them, in dlt's own export format). ``tools/deployments.py`` writes and checks the sources.
+rewrites them, in dlt's own export format). A pipeline with no committed schema yet (a new one) gets its
+declared root tables without columns; ``python -m tools.dbt_sources export NAME`` writes the schema a
+local run left. ``tools/deployments.py`` writes and checks the sources.
 """
 
 from __future__ import annotations
