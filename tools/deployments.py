@@ -1,10 +1,12 @@
-"""Render what derives from the pipeline declarations: ``prefect.yaml``, ``docs/lineage.md`` and the
-README's pipeline table, from ``declarations/<name>.yaml`` and the templates beside this module.
+"""Render what derives from the pipeline declarations: ``prefect.yaml``, ``docs/lineage.md``, the
+README's pipeline table and the dbt package's sources (``dbt/models/sources/``, see
+``tools/dbt_sources.py``), from ``declarations/<name>.yaml`` and the templates beside this module.
 
     uv run python -m tools.deployments            # write the files
     uv run python -m tools.deployments --check    # 1, with a diff, when a committed file is stale (CI)
 
-The output depends on the declarations and the templates only, so re-running it changes nothing.
+The output depends on the declarations, the templates and the committed dlt schemas only, so re-running
+it changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from declarations import Declaration, declarations
+from tools import dbt_sources
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
@@ -145,7 +148,35 @@ def lineage_context(found: dict[str, Declaration]) -> dict[str, Any]:
     ids = [n.id for n in (*upstream.values(), *tables.values())] + [r["id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError(f"two lineage nodes share an id: {sorted({i for i in ids if ids.count(i) > 1})}")
-    return {"upstream": list(upstream.values()), "tables": list(tables.values()), "pipelines": rows}
+    return {
+        "upstream": list(upstream.values()),
+        "tables": list(tables.values()),
+        "pipelines": rows,
+        "raw_tables": raw_tables(found),
+    }
+
+
+def raw_tables(found: dict[str, Declaration]) -> list[dict[str, str]]:
+    """Each declared root table: its dbt source, the key a load claims it under in production and the
+    key prefect-dbt gives the relation a dbt model reads (the same, except behind Snowpipe)."""
+    rows = []
+    for name in sorted(found):
+        d = found[name]
+        source = dbt_sources.source_name(d)
+        for table in d.tables:
+            snowflake = (
+                f"snowflake://RAW/{dbt_sources.snowflake_name(source)}/{dbt_sources.snowflake_name(table)}"
+            )
+            claimed = snowflake if d.destination == "snowflake" else f"<bucket_url>/{d.dataset}/{table}"
+            rows.append(
+                {
+                    "pipeline": name,
+                    "source": f"source('{source}', '{table}')",
+                    "claimed": claimed,
+                    "dbt": snowflake,
+                }
+            )
+    return rows
 
 
 def table_context(found: dict[str, Declaration]) -> dict[str, Any]:
@@ -206,6 +237,7 @@ def render() -> dict[Path, str]:
         PREFECT_YAML: render_prefect_yaml(found),
         LINEAGE: lineage,
         README: render_readme(README.read_text(encoding="utf-8"), found),
+        **dbt_sources.render(found),
     }
 
 
@@ -215,12 +247,19 @@ def stale() -> dict[Path, str]:
     for path, text in render().items():
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != text:
-            name = str(path.relative_to(REPO_ROOT))
+            name = _shown(path)
             lines = difflib.unified_diff(
                 current.splitlines(keepends=True), text.splitlines(keepends=True), name, f"{name} (generated)"
             )
             diffs[path] = "".join(lines)
+    for path in dbt_sources.orphans(declarations()):
+        diffs[path] = f"{_shown(path)}: no declaration renders it any more (delete it)\n"
     return diffs
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (tests render into a copy)."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,15 +271,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for diff in diffs.values():
             sys.stdout.write(diff)
         if diffs:
-            names = ", ".join(str(p.relative_to(REPO_ROOT)) for p in diffs)
+            names = ", ".join(_shown(p) for p in diffs)
             print(f"\nstale: {names}; run `uv run python -m tools.deployments` and commit the result")
             return 1
-        print("prefect.yaml, docs/lineage.md and the README's pipeline table are up to date")
+        print("prefect.yaml, docs/lineage.md, the README's pipeline table and dbt/ sources are up to date")
         return 0
     for path, text in render().items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(REPO_ROOT)}")
+            print(f"wrote {_shown(path)}")
+    for path in dbt_sources.orphans(declarations()):
+        path.unlink()
+        print(f"deleted {_shown(path)}")
     return 0
 
 

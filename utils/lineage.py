@@ -7,12 +7,15 @@ and the nested tables dlt creates (``contacts__associations``) are claimed as we
 ``prefect.asset.materialization.succeeded`` event per table, with the pipeline's upstream (its
 declaration's ``upstream``) as related resources of role ``asset``. A failed load claims nothing.
 
-Keys are stable URIs of where the rows live, as the destination names them (dlt folds identifiers to
-upper case on Snowflake):
+Keys are the ones prefect-dbt gives the same relation (``prefect_dbt.utilities.format_resource_id``:
+``<adapter type>://<database>/<schema>/<table>``, the relation name dbt renders with its dots as slashes),
+so a dbt model reading a raw table through the sources in ``dbt/`` lists the load's asset as its
+upstream. Names are as the destination spells them (dlt folds identifiers to upper case on Snowflake):
 
-- Snowflake: ``snowflake://<account>/<database>/<schema>/<table>`` (account and database from the
-  destination's credentials; never a user, password or key);
-- DuckDB: ``duckdb://<database file>/<schema>/<table>``;
+- Snowflake: ``snowflake://<DATABASE>/<SCHEMA>/<TABLE>``, such as ``snowflake://RAW/CURRENCIES/CURRENCIES``
+  (the database from the destination's credentials; never an account, user, password or key);
+- DuckDB: ``duckdb://<file stem>/<schema>/<table>``, such as ``duckdb://local/currencies/currencies``
+  (dbt-duckdb names a database file's catalog after its stem);
 - filesystem (S3): ``<bucket_url>/<dataset>/<table>``, such as ``s3://bucket/exchange-rates/rates``.
 
 Owner and description come from ``declarations/<name>.yaml``; rows loaded, load ids and new
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Final
 
 import dlt
@@ -112,10 +116,11 @@ def table_keys(pipeline: dlt.Pipeline, tables: list[str]) -> dict[str, str]:
     credentials: Any = client.config.credentials  # read for account, database or file: never a secret
     paths = {t: client.sql_client.make_qualified_table_name_path(t, quote=False) for t in tables}
     if name == "snowflake":
-        account, database = str(credentials.host).lower(), str(credentials.database).upper()
-        return {t: _key(f"snowflake://{account}/{database}/{'/'.join(p)}") for t, p in paths.items()}
+        database = str(credentials.database).upper()
+        return {t: _key(f"snowflake://{database}/{'/'.join(p)}") for t, p in paths.items()}
     if name == "duckdb":
-        return {t: _key(f"duckdb://{credentials.database}/{'/'.join(p)}") for t, p in paths.items()}
+        catalog = PurePath(str(credentials.database)).stem
+        return {t: _key(f"duckdb://{catalog}/{'/'.join(p)}") for t, p in paths.items()}
     raise ValueError(f"no asset key scheme for the {name!r} destination")
 
 

@@ -1,9 +1,9 @@
 """Lineage on the Prefect test harness: every load claims the tables it wrote as assets (utils/lineage.py).
 
 For each pipeline's flow: one ``prefect.asset.materialization.succeeded`` event per destination table
-written, keyed by the table's URI, with the declared upstream as related ``asset`` resources, the owner
-and description as asset properties, and rows loaded that match the warehouse. A failed load claims
-nothing.
+written, keyed as prefect-dbt keys the same relation (``duckdb://<file stem>/<schema>/<table>``), with
+the declared upstream as related ``asset`` resources, the owner and description as asset properties,
+and rows loaded that match the warehouse. A failed load claims nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def succeeded(state: State[Any], expect: int) -> dict[str, Any]:
 
 
 def duckdb_key(warehouse: Warehouse, dataset: str, table: str) -> str:
-    return f"duckdb://{warehouse.path}/{dataset}/{table}"
+    """prefect-dbt's key for the relation dbt-duckdb renders: the catalog is the file's stem."""
+    return f"duckdb://{warehouse.path.stem}/{dataset}/{table}"
 
 
 def upstream(event: Any) -> set[str]:
@@ -149,13 +150,14 @@ def test_products_claims_its_table_with_the_database_upstream(
 
 
 @pytest.mark.snowflake
-def test_snowflake_keys_name_account_database_schema_and_table(
+def test_snowflake_keys_name_database_schema_and_table_as_prefect_dbt_does(
     frankfurter: FakeFrankfurter, snowflake: Snowflake
 ) -> None:
     state: State[Any] = currencies_flow.currencies_flow(return_state=True)
     [(key, event)] = succeeded(state, expect=1).items()
-    account = os.environ[CREDENTIALS_ENV + "HOST"].lower()
-    assert key == f"snowflake://{account}/{snowflake.database}/{snowflake.dataset('currencies')}/CURRENCIES"
+    database = snowflake.database.upper()
+    assert key == f"snowflake://{database}/{snowflake.dataset('currencies')}/CURRENCIES"
+    assert os.environ[CREDENTIALS_ENV + "HOST"].lower() not in key.lower(), "no account in the key"
     assert event.payload["rows_loaded"] == snowflake.count("currencies", "currencies") > 0
     assert event.resource["prefect.resource.name"] == f"{snowflake.dataset('currencies')}.CURRENCIES"
     text = event.model_dump_json()
