@@ -44,6 +44,12 @@ E. PUT's ``OVERWRITE`` option: fakesnow answers ``overwrite: false`` whatever th
    ignored it for presigned URLs; the core honours it (D), so ``OVERWRITE = TRUE`` (dlt's PUT) would skip
    a re-staged file. The patch answers the statement's own value, as Snowflake does.
 
+G. Error messages: fakesnow answers a failed query with the exception's ``msg``, which the connector's
+   ``Error`` has already prefixed with ``errno (sqlstate):``. 4.x recognised the prefix and did not add
+   it again; 5.x keeps the server's text as ``raw_msg`` and always prefixes it
+   (``snowflake/connector/errors.py``, ``Error._format_message``), so every emulator error read
+   "002003 (42S02): 002003 (42S02): ...". Snowflake sends the bare message; so does the patch.
+
 Nothing on the client side is patched: the suite's connections are the real 5.x connector.
 """
 
@@ -166,7 +172,7 @@ def _gcs_stage_info(original: Callable[..., dict[str, Any]]) -> Callable[..., di
 
 
 def app() -> Any:
-    """fakesnow's server application with patches B and D; install patches C and E first (:func:`apply`)."""
+    """fakesnow's server application with patches B, D (the upload), F and G (:func:`apply`: the rest)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -189,6 +195,17 @@ def app() -> Any:
             )
         return JSONResponse(body, status_code=response.status_code)
 
+    async def query_request(request: Request) -> Response:
+        """Patch G: an error's ``message`` without the ``errno (sqlstate):`` prefix, as Snowflake sends it."""
+        response = await server.query_request(request)
+        body = _json(response)
+        data = body.get("data") or {}
+        prefix = f"{data.get('errorCode')} ({data.get('sqlState')}): "
+        if body.get("success") is False and str(body.get("message")).startswith(prefix):
+            body["message"] = body["message"][len(prefix) :]
+            return JSONResponse(body, status_code=response.status_code)
+        return response
+
     async def bucket_upload(request: Request) -> Response:
         """Patch D, the upload: a conditional create of an existing object fails with 412, as on GCS."""
         if request.headers.get("x-goog-if-generation-match") == "0":
@@ -199,7 +216,11 @@ def app() -> Any:
         response: Response = await server.bucket_upload(request)
         return response
 
-    replaced = {server.login_request: login_request, server.bucket_upload: bucket_upload}
+    replaced = {
+        server.login_request: login_request,
+        server.query_request: query_request,
+        server.bucket_upload: bucket_upload,
+    }
     routes = [
         Route(route.path, replaced.get(route.endpoint, route.endpoint), methods=route.methods)
         for route in server.app.routes

@@ -1,16 +1,18 @@
 """The emulator answers the 5.x Snowflake connector as Snowflake does where the pipeline suites do not look.
 
 Each case guards one patch in :mod:`tests.snowflake_emulator.connector5` that no pipeline test exercises:
-NULL timestamps in Arrow results (C), PUT's conditional upload and ``OVERWRITE`` (D, E), and a login
-without autocommit (F). They assert Snowflake's documented behaviour, so with ``SNOWFLAKE_TESTS=real``
-they run unchanged against a real account.
+NULL timestamps in Arrow results (C), PUT's conditional upload and ``OVERWRITE`` (D, E), a login
+without autocommit (F) and the text of an error (G). They assert Snowflake's documented behaviour, so
+with ``SNOWFLAKE_TESTS=real`` they run unchanged against a real account.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from snowflake.connector.errors import ProgrammingError
 
 from tests.fixtures.snowflake import Snowflake
 
@@ -83,3 +85,13 @@ def test_a_session_opened_without_autocommit_can_roll_back(snowflake: Snowflake)
     finally:
         connection.close()
     assert snowflake.query(f"select id from {table}") == [(2,)]
+
+
+def test_an_error_reads_as_snowflake_words_it(snowflake: Snowflake) -> None:
+    """Patch G: the server sends the bare message; the connector adds ``errno (sqlstate):`` once."""
+    with pytest.raises(ProgrammingError) as raised:
+        snowflake.query(f'select * from "{_schema(snowflake)}"."NO_SUCH_TABLE"')
+    error = raised.value
+    prefix = f"{error.errno:06d} ({error.sqlstate}): "
+    assert str(error).startswith(prefix) and str(error).count(prefix) == 1, str(error)
+    assert not re.match(r"\d{6} ", error.raw_msg), error.raw_msg
