@@ -5,7 +5,7 @@ thin Python layer over a native core (``snowflake/connector/_core/sf_core_python
 ``sf_core`` crate of Snowflake's "universal driver"): login, query requests, result decoding and PUT/GET
 all run in that core, which deserialises the server's answers strictly. Each patch below names the field
 or behaviour the core requires; the evidence is the installed 5.2.0 wheel itself (its error message,
-quoted) and the ``sf_core`` source file that the wheel's own log and error strings name.
+quoted) and the source file that requires it.
 
 A. Client modules fakesnow imports that 5.x no longer ships: ``snowflake.connector.converter``
    (``fakesnow/cursor.py`` builds a ``SnowflakeConverter`` per cursor) and ``snowflake.connector.file_util``
@@ -18,11 +18,13 @@ B. Login: the core requires ``masterToken`` and ``sessionId`` in the login respo
    5.x: "Failed to login: Missing response field: master token". fakesnow sends only ``token``. The patch
    adds both, with Snowflake's usual validities (``validityInSeconds`` 3600 for the session token,
    ``masterValidityInSeconds`` 14400), so the core never needs the token-renewal endpoint fakesnow lacks.
-C. Arrow results: a NULL ``TIMESTAMP_*`` must be a null *struct* (``sf_core`` decodes ``rowsetBase64``
-   with arrow-rs, which validates the batch). fakesnow builds the ``{epoch, fraction[, timezone]}``
-   struct without a validity mask, so a NULL timestamp is a non-null struct with null children in
-   non-nullable fields; 5.x: "Found unmasked nulls for non-nullable StructArray field "epoch"". The 4.x
-   reader tolerated it. The patch masks the struct where the timestamp is null and zero-fills the children.
+C. Arrow results: a NULL ``TIMESTAMP_*`` must be a null *struct*. The core hands results to the Python
+   layer as an Arrow stream (``snowflake/connector/_internal/arrow_stream_iterator``,
+   ``ArrowStreamIterator.fetch_all``) and validates each batch on the way. fakesnow builds the
+   ``{epoch, fraction[, timezone]}`` struct without a validity mask, so a NULL timestamp is a non-null
+   struct with null children in non-nullable fields; 5.x: "error getting next batch from stream: Invalid
+   argument error: Found unmasked nulls for non-nullable StructArray field "epoch"". The 4.x reader
+   tolerated it. The patch masks the struct where the timestamp is null and zero-fills the children.
 D. PUT through a GCS-style presigned URL (fakesnow's server answers a PUT this way, uploading to its own
    ``/fs_bucket``). The core requires ``stageInfo.region`` ("Missing parameter in Snowflake response: stage
    info -> region", ``sf_core/src/rest/snowflake/query_response.rs``), and for ``OVERWRITE = FALSE`` it
@@ -33,6 +35,9 @@ D. PUT through a GCS-style presigned URL (fakesnow's server answers a PUT this w
    URL, answers a conditional create of an existing object with 412 as GCS does (the core reports the
    file SKIPPED), and points the URL at the compressed name when ``AUTO_COMPRESS`` renames the file: the
    core uploads to the presigned URL as given, where 4.x asked the server again for the renamed file.
+E. PUT's ``OVERWRITE`` option: fakesnow answers ``overwrite: false`` whatever the statement says. 4.x
+   ignored it for presigned URLs; the core honours it (D), so ``OVERWRITE = TRUE`` (dlt's PUT) would skip
+   a re-staged file. The patch answers the statement's own value, as Snowflake does.
 F. Login session parameters arrive as strings under upper-case names: 5.x merges ``autocommit`` into
    ``session_parameters["AUTOCOMMIT"]`` as ``"true"``/``"false"`` (``snowflake/connector/_internal/
    connection_config_mixin.py``) and JSON-encodes every non-string value
@@ -40,17 +45,16 @@ F. Login session parameters arrive as strings under upper-case names: 5.x merges
    names. fakesnow's login reads ``AUTOCOMMIT`` as a bool (the string ``"false"`` is truthy: autocommit
    would silently stay on) and its ``nop_regexes`` extension as a list under that lower-case name. The
    patch types both before fakesnow reads them, as Snowflake reads ``"false"`` as false.
-E. PUT's ``OVERWRITE`` option: fakesnow answers ``overwrite: false`` whatever the statement says. 4.x
-   ignored it for presigned URLs; the core honours it (D), so ``OVERWRITE = TRUE`` (dlt's PUT) would skip
-   a re-staged file. The patch answers the statement's own value, as Snowflake does.
-
 G. Error messages: fakesnow answers a failed query with the exception's ``msg``, which the connector's
    ``Error`` has already prefixed with ``errno (sqlstate):``. 4.x recognised the prefix and did not add
    it again; 5.x keeps the server's text as ``raw_msg`` and always prefixes it
    (``snowflake/connector/errors.py``, ``Error._format_message``), so every emulator error read
-   "002003 (42S02): 002003 (42S02): ...". Snowflake sends the bare message; so does the patch.
+   "090106 (22000): 090106 (22000): Cannot perform SELECT...". Snowflake sends the bare message; so does
+   the patch.
 
-Nothing on the client side is patched: the suite's connections are the real 5.x connector.
+The connector itself is not patched (A only adds modules it does not have, for fakesnow's imports): the
+suite's connections are the real 5.x connector. Source paths under ``sf_core/src`` are those of the
+universal driver's public source, which the wheel names in its own log strings.
 """
 
 from __future__ import annotations
