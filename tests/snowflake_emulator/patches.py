@@ -31,6 +31,9 @@ own code; patch 5 changes what a VARIANT column receives from a text column, as 
 starts fakesnow's own implicit transaction where Snowflake would.
 They touch fakesnow internals, so they are pinned to one fakesnow version and refuse to load on any
 other: re-check them when you bump fakesnow.
+
+What the 5.x connector needs on top (login fields, result encoding, PUT answers) lives in
+:mod:`tests.snowflake_emulator.connector5`, each patch with its evidence; :func:`apply` installs those too.
 The client side is untouched except for one capability (see :func:`single_statement_capabilities`).
 """
 
@@ -43,6 +46,8 @@ from typing import Any, Final
 
 import sqlglot
 from sqlglot import exp
+
+from tests.snowflake_emulator import connector5
 
 PINNED_FAKESNOW: Final = "0.12.1"
 JSON_FILE: Final = re.compile(r"\.jsonl?(\.gz)?$")
@@ -207,6 +212,7 @@ def apply() -> None:
     fakesnow.copy_into._inserts = inserts
     cursor = fakesnow.cursor.FakeSnowflakeCursor
     cursor._execute = _truncate_is_dml(cursor._execute)  # type: ignore[method-assign]
+    connector5.apply()
     _applied = True
 
 
