@@ -19,20 +19,18 @@ No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches t
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import fcntl
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import dlt
 from dlt.common.destination.client import WithStateSync
@@ -280,23 +278,3 @@ def run_cli(run: Callable[[], RunReport]) -> int:
         return 1
     print(report.to_markdown())
     return 0
-
-
-def exit_cli(code: int) -> NoReturn:
-    """End a pipeline's CLI process with ``code`` without the interpreter's teardown.
-
-    What a process does at exit still happens: the ``atexit`` handlers run (logging's flush among
-    them; ``atexit._run_exitfuncs`` is what the interpreter itself calls) and standard output and
-    error are flushed. What is skipped is the interpreter freeing every module and object and
-    collecting the garbage among them: with dlt, SQLAlchemy, pyarrow and DuckDB loaded, 0.4-0.7 s, a
-    fifth of an incremental run (docs/performance.md). Nothing on disk depends on it: the run has
-    closed its files and databases by then. While another thread still runs, the process ends as
-    usual (after it). An exception raised by ``main()`` never gets here: it ends the process as usual.
-    Only for ``if __name__ == "__main__"`` blocks: it ends the process.
-    """
-    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
