@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dlt
-from dlt.common.destination.client import WithStateSync
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
-from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.exceptions import PipelineConfigMissing, PipelineStepFailed
 
 from utils import vault_provider
 from utils.destinations import held_open
@@ -203,24 +202,35 @@ def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
     On a fleet, a worker killed mid-load keeps its package in its own pipeline folder while the next
     run, on another worker, reads the source again from the destination's state and loads it. Should
     the killed worker run the pipeline later, finishing its old package would load those rows a second
-    time (append) or bring back old versions (merge, replace). The destination's state tells: it was
-    written by a load extracted after the pending package (load ids are extraction timestamps).
+    time (append) or bring back old versions (merge, replace). The destination's completed loads tell:
+    load ids are extraction timestamps, so a completed load of the packages' schema with a later id than
+    every pending package was extracted after them. This holds whether or not that load wrote state (dlt
+    stores state only when it changes, so a replace pipeline without a cursor often writes none).
     """
     if not pipeline.has_pending_data or pipeline.dev_mode or not pipeline.default_schema_name:
         return []
     pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-    try:
-        with pipeline.destination_client() as client:
-            if not isinstance(client, WithStateSync):
-                return []
-            stored = client.get_stored_state(pipeline.pipeline_name)
-    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset does not exist
-        return []
-    if stored is None or stored._dlt_load_id is None:
-        return []
-    if float(stored._dlt_load_id) <= max(float(load_id) for load_id in pending):
+    schemas = {pipeline.get_load_package_info(load_id).schema_name for load_id in pending}
+    newest = max((_newest_completed_load(pipeline, schema) or "0" for schema in schemas), key=float)
+    if float(newest) <= max(float(load_id) for load_id in pending):
         return []
     return pending
+
+
+def _newest_completed_load(pipeline: dlt.Pipeline, schema_name: str) -> str | None:
+    """The newest load id of ``schema_name`` the destination records as completed (``_dlt_loads``,
+    status 0), or None when it has none (nothing loaded yet, or a destination without SQL)."""
+    try:
+        with pipeline.sql_client() as sql:
+            loads = sql.make_qualified_table_name(pipeline.default_schema.loads_table_name)
+            rows = sql.execute_sql(
+                f"SELECT max(load_id) FROM {loads} WHERE status = 0 AND schema_name = %s", schema_name
+            )
+    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset or its loads table is missing
+        return None
+    except PipelineConfigMissing:  # no destination configured
+        return None
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 def _normalize_and_load(pipeline: dlt.Pipeline) -> None:
