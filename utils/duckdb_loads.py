@@ -29,6 +29,7 @@ it is used and fails the load with :class:`UpstreamChangedError` rather than loa
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
 import threading
@@ -38,8 +39,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from dlt.common.destination.capabilities import DestinationCapabilitiesContext
-from dlt.common.destination.client import FollowupJobRequest, JobClientBase, LoadJob, PreparedTableSchema
-from dlt.common.destination.reference import DestinationReference
+from dlt.common.destination.client import (
+    FollowupJobRequest,
+    JobClientBase,
+    LoadJob,
+    PreparedTableSchema,
+    RunnableLoadJob,
+)
+from dlt.common.destination.reference import Destination, DestinationReference
 from dlt.common.schema import Schema
 from dlt.common.storages.load_package import LoadJobInfo, ParsedLoadJobFileName
 from dlt.destinations import duckdb
@@ -59,6 +66,30 @@ COPIED_FORMATS: Final = frozenset(("parquet", "jsonl", "typed-jsonl"))
 
 class UpstreamChangedError(RuntimeError):
     """dlt no longer behaves as this module relies on; the load stops before it writes anything wrong."""
+
+
+def check_dlt() -> None:
+    """Raise :class:`UpstreamChangedError` naming what this dlt release changed of what is used here.
+
+    Run at import: dlt's DuckDB copy job must still be a runnable load job whose loader hands it the
+    load id and client through ``set_run_vars`` and ``run_managed``, and destinations must still take
+    their capabilities from ``_raw_capabilities`` (else ``supports_transactions`` would silently stay
+    unset). A renamed ``create_load_job`` result and the generated SQL are checked where used.
+    """
+    changed = []
+    if not issubclass(DuckDbCopyJob, RunnableLoadJob):
+        changed.append("DuckDbCopyJob is no longer a RunnableLoadJob")
+    for method, first in (("set_run_vars", "load_id"), ("run_managed", "job_client")):
+        parameters = list(inspect.signature(getattr(RunnableLoadJob, method, lambda self: None)).parameters)
+        if parameters[1:2] != [first]:
+            changed.append(f"RunnableLoadJob.{method} no longer takes {first} first ({parameters})")
+    if not callable(getattr(Destination, "_raw_capabilities", None)):
+        changed.append("Destination._raw_capabilities is gone")
+    if changed:
+        raise UpstreamChangedError(
+            "utils/duckdb_loads.py needs adapting to this dlt release (docs/internals.md): "
+            + "; ".join(changed)
+        )
 
 
 def _create_ledger(sql_client: Any) -> str:
@@ -235,3 +266,6 @@ class exactly_once_duckdb(duckdb):
         # "DELETE ...; INSERT ..." ran statement by statement and a failed INSERT left the table empty
         caps.supports_transactions = True
         return caps
+
+
+check_dlt()

@@ -9,6 +9,8 @@ from typing import Any
 import dlt
 import pyarrow as pa
 import pytest
+from dlt.common.destination.client import RunnableLoadJob
+from dlt.common.destination.reference import Destination
 from dlt.common.schema.typing import TWriteDisposition
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob, SqlStagingReplaceFollowupJob
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -107,3 +109,17 @@ def test_a_changed_copy_job_class_stops_the_load_instead_of_loading_without_the_
     with pytest.raises(PipelineStepFailed, match="not DuckDbCopyJob"):
         run_pipeline(_pipeline(), lambda: _items(pa.table({"id": [1], "name": ["a"]}), "append"))
     assert warehouse.scalar("select count(*) from l.items") == 0  # created by the schema step, not loaded
+
+
+def test_the_dlt_internals_the_loads_rely_on_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This dlt release passes; one whose loader hands jobs their load id another way stops at import."""
+    duckdb_loads.check_dlt()
+
+    def set_run_vars(self: Any, schema: Any, load_id: str, load_table: Any) -> None: ...
+
+    monkeypatch.setattr(RunnableLoadJob, "set_run_vars", set_run_vars)
+    monkeypatch.delattr(Destination, "_raw_capabilities")
+    with pytest.raises(UpstreamChangedError) as changed:
+        duckdb_loads.check_dlt()
+    assert "RunnableLoadJob.set_run_vars no longer takes load_id first" in str(changed.value)
+    assert "Destination._raw_capabilities is gone" in str(changed.value)
