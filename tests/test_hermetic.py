@@ -8,17 +8,18 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BOGUS_DSN = "postgresql://bogus:bogus@127.0.0.1:1/bogus"  # pragma: allowlist secret
 SHELL: dict[str, str] = {
     # a developer pointing products at a local database: the vault test must still read the vault
-    "SOURCES__PRODUCTS__CREDENTIALS": "postgresql://bogus:bogus@127.0.0.1:1/bogus",
+    "SOURCES__PRODUCTS__CREDENTIALS": BOGUS_DSN,
     "DESTINATION__DUCKDB__CREDENTIALS": "/nonexistent/elsewhere.duckdb",
     "RUNTIME__LOG_LEVEL": "CRITICAL",
     "NORMALIZE__WORKERS": "not-a-number",
     "LOAD__WORKERS": "not-a-number",
     "EXTRACT__WORKERS": "not-a-number",
     "DATA_WRITER__BUFFER_MAX_ITEMS": "not-a-number",
-    "PROVIDERS__ENABLE_AWS_SECRETS": "true",
-    "PRODUCTS__SOURCES__PRODUCTS__CREDENTIALS": "postgresql://bogus:bogus@127.0.0.1:1/bogus",
+    "PROVIDERS__ENABLE_AWS_SECRETS": "true",  # pragma: allowlist secret
+    "PRODUCTS__SOURCES__PRODUCTS__CREDENTIALS": BOGUS_DSN,
     "DLT_PROJECT_DIR": "/nonexistent",
 }
 TESTS = (

@@ -219,10 +219,24 @@ def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
 
 def _newest_completed_load(pipeline: dlt.Pipeline, schema_name: str) -> str | None:
     """The newest load id of ``schema_name`` the destination records as completed (``_dlt_loads``,
-    status 0), or None when it has none (nothing loaded yet, or a destination without SQL)."""
+    status 0), or None when it has none (nothing loaded yet).
+
+    SQL destinations answer through ``pipeline.sql_client()``. The filesystem destination (S3) writes
+    one ``_dlt_loads`` file per completed load, named ``<schema>__<load id>.jsonl``, and lists them
+    with its client's ``list_table_files``; its SQL client is not used (it needs DuckDB secrets, which
+    fail with this project's DuckDB).
+    """
+    loads_table = pipeline.default_schema.loads_table_name
     try:
+        if pipeline.destination and pipeline.destination.destination_name == "filesystem":
+            with pipeline.destination_client() as client:
+                files = client.list_table_files(loads_table)  # type: ignore[attr-defined]
+            names = (Path(str(file)).name.removesuffix(".jsonl").rsplit("__", 1) for file in files)
+            return max(
+                (load_id for schema, load_id in names if schema == schema_name), key=float, default=None
+            )
         with pipeline.sql_client() as sql:
-            loads = sql.make_qualified_table_name(pipeline.default_schema.loads_table_name)
+            loads = sql.make_qualified_table_name(loads_table)
             rows = sql.execute_sql(
                 f"SELECT max(load_id) FROM {loads} WHERE status = 0 AND schema_name = %s", schema_name
             )

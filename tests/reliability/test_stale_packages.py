@@ -12,8 +12,10 @@ again - exactly the source's data, once. Superseded means: the destination recor
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
+import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -22,7 +24,7 @@ from tests.fakes.frankfurter import FakeFrankfurter
 from tests.fixtures.faults import Faults
 from tests.fixtures.warehouse import Warehouse
 from tests.reliability.scenarios import Scenario, scenario_params, stored_state
-from utils.runner import attempt
+from utils.runner import _newest_completed_load, attempt
 
 pytestmark = pytest.mark.reliability
 
@@ -87,3 +89,16 @@ def test_a_replace_without_state_does_not_bring_back_a_list_a_later_load_replace
     )
     assert report.dropped_load_ids and not report.resumed_load_ids
     assert warehouse.scalar("select count(distinct _dlt_load_id) from currencies.currencies") == 1
+
+
+def test_the_filesystem_destination_reports_its_newest_completed_load(tmp_path: Path) -> None:
+    """S3 (dlt's filesystem destination) answers from its one-file-per-load ``_dlt_loads`` folder."""
+    bucket = dlt.destinations.filesystem(tmp_path.joinpath("bucket").as_uri())
+    pipeline = dlt.pipeline("fs_loads", destination=bucket, dataset_name="d", pipelines_dir=str(tmp_path))
+    pipeline.extract([{"a": 1}], table_name="t")
+    assert _newest_completed_load(pipeline, "fs_loads") is None  # nothing loaded yet
+    pipeline.normalize()
+    pipeline.load()
+    info = pipeline.run([{"a": 2}], table_name="t")
+    assert _newest_completed_load(pipeline, "fs_loads") == info.loads_ids[-1]
+    assert _newest_completed_load(pipeline, "another_schema") is None
