@@ -7,12 +7,13 @@ DLT__DESTINATION=duckdb uv run python -m pipelines.currencies   # local warehous
 from __future__ import annotations
 
 import argparse
+import sys
 
 import dlt
 
 from sources.currencies import currencies_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, exit_cli, explicit, run_cli, run_pipeline
+from utils.runner import RunReport, explicit, run_cli, run_pipeline
 
 PIPELINE_NAME = "currencies"
 DATASET_NAME = "currencies"
@@ -46,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_cli(main())
+    sys.exit(main())

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
 import dlt
 
 from sources.exchange_rates import exchange_rates_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, exit_cli, explicit, iso_date, run_cli, run_pipeline
+from utils.runner import RunReport, explicit, iso_date, run_cli, run_pipeline
 
 PIPELINE_NAME = "exchange_rates"
 DATASET_NAME = "exchange_rates"
@@ -77,4 +78,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_cli(main())
+    sys.exit(main())

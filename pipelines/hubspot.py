@@ -7,6 +7,7 @@ DLT__DESTINATION=duckdb uv run python -m pipelines.hubspot   # local warehouse i
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import dlt
@@ -14,7 +15,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.hubspot import hubspot_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, exit_cli, explicit, run_cli, run_pipeline
+from utils.runner import RunReport, explicit, run_cli, run_pipeline
 
 PIPELINE_NAME = "hubspot"
 DATASET_NAME = "hubspot"
@@ -65,4 +66,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_cli(main())
+    sys.exit(main())

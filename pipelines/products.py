@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from typing import Any
 
 import dlt
@@ -15,7 +16,7 @@ import pendulum
 
 from sources.products import products_source
 from utils.destinations import get_destination
-from utils.runner import RunReport, exit_cli, iso_date, run_cli, run_pipeline
+from utils.runner import RunReport, iso_date, run_cli, run_pipeline
 
 PIPELINE_NAME = "products"
 DATASET_NAME = "products"
@@ -80,4 +81,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    exit_cli(main())
+    sys.exit(main())

@@ -11,6 +11,15 @@ import os
 import tempfile
 from pathlib import Path
 
+# A hermetic suite: no dlt setting from the developer's shell or .envrc changes a test's outcome. dlt
+# reads every `SECTION__KEY` variable (SOURCES__, DESTINATION__, RUNTIME__, NORMALIZE__, LOAD__,
+# EXTRACT__, PROVIDERS__, DATA_WRITER__, <PIPELINE>__...) and a few `DLT_*` ones (DLT_PROJECT_DIR,
+# DLT_CONFIG_FOLDER, ...); all are cleared before dlt is imported, so the tests' subprocesses, which
+# inherit this environment, start clean too (tests/test_hermetic.py).
+for _name in list(os.environ):
+    if "__" in _name or _name.startswith("DLT_"):
+        del os.environ[_name]
+
 # Settings that must be in place before dlt or Prefect are first imported.
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="data-pipelines-tests-"))
 os.environ.update(

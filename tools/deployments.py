@@ -4,6 +4,7 @@ README's pipeline table and the dbt package's sources (``dbt/models/sources/``, 
 
     uv run python -m tools.deployments            # write the files
     uv run python -m tools.deployments --check    # 1, with a diff, when a committed file is stale (CI)
+    uv run python -m tools.deployments check-env  # 1, naming them, when prefect deploy's variables are unset
 
 The output depends on the declarations, the templates and the committed dlt schemas only, so re-running
 it changes nothing.
@@ -28,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from declarations import Declaration, declarations
 from tools import dbt_sources
+from tools.deploy_env import MissingDeployEnvError, require_env
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
@@ -264,8 +266,24 @@ def _shown(path: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.deployments", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("render", "check-env"),
+        default="render",
+        help="render (the default): write the generated files; check-env: exit 1 naming each variable"
+        " `prefect deploy` needs that is unset (run it before every deploy)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff if a file is stale")
     args = parser.parse_args(argv)
+    if args.command == "check-env":
+        try:
+            require_env()
+        except MissingDeployEnvError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print("PREFECT_WORK_POOL, DEPLOY_REPOSITORY_URL and DEPLOY_COMMIT are set")
+        return 0
     if args.check:
         diffs = stale()
         for diff in diffs.values():

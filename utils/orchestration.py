@@ -43,7 +43,6 @@ from prefect.runtime import task_run
 
 from utils import lineage, vault_provider
 from utils.alerts import alert_on_failure
-from utils.deploy_env import check_when_deploying
 from utils.runner import PipelineBusyError, RunReport, attempt, failed_report
 
 RETRIES: Final = 3
@@ -240,7 +239,7 @@ class ProgressArtifact(Collector):
         self._publish()
 
     def _stop(self) -> None:
-        self.inner._stop()
+        self.inner.__exit__(None, None, None)  # type: ignore[arg-type]  # ends the step started above
         if self._kind() in STEP_SPAN:
             self._advance(STEP_SPAN[self._kind()][1] if self._kind() != "load" else 99.0)
         self._publish(force=True)
@@ -308,6 +307,3 @@ def route_logs_to_prefect(*_: Any) -> None:
     ours = logging.getLogger("data_pipelines")  # dlt's own level follows [runtime] log_level
     if ours.level == logging.NOTSET:
         ours.setLevel(logging.INFO)
-
-
-check_when_deploying()  # `prefect deploy` imports every flow (and so this) first: see utils/deploy_env.py

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Final, TextIO
 
 from dlt.common.runtime.collector import Collector, LogCollector
@@ -29,11 +30,14 @@ PROGRESS_LOGGER: Final = logging.getLogger("data_pipelines.progress")
 
 class IntervalLogCollector(LogCollector):
     """dlt's ``LogCollector``, but the first block of a step comes after one interval, not at once:
-    a step shorter than the interval logs only its summary when it ends."""
+    a step shorter than the interval logs only its summary when it ends.
+
+    ``_start`` is the hook every dlt collector implements; ``last_log_time`` is the collector's public
+    attribute, in wall-clock seconds as dlt's own (private) clock reads them."""
 
     def _start(self, step: str) -> None:
         super()._start(step)
-        self.last_log_time = self._clock()
+        self.last_log_time = time.time()
 
 
 def progress_collector(stream: TextIO | None = None) -> Collector:

@@ -19,27 +19,24 @@ No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches t
 from __future__ import annotations
 
 import argparse
-import atexit
 import datetime as dt
 import fcntl
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import dlt
-from dlt.common.destination.client import WithStateSync
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
-from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.exceptions import PipelineConfigMissing, PipelineStepFailed
 
 from utils import vault_provider
 from utils.destinations import held_open
@@ -205,24 +202,49 @@ def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:
     On a fleet, a worker killed mid-load keeps its package in its own pipeline folder while the next
     run, on another worker, reads the source again from the destination's state and loads it. Should
     the killed worker run the pipeline later, finishing its old package would load those rows a second
-    time (append) or bring back old versions (merge, replace). The destination's state tells: it was
-    written by a load extracted after the pending package (load ids are extraction timestamps).
+    time (append) or bring back old versions (merge, replace). The destination's completed loads tell:
+    load ids are extraction timestamps, so a completed load of the packages' schema with a later id than
+    every pending package was extracted after them. This holds whether or not that load wrote state (dlt
+    stores state only when it changes, so a replace pipeline without a cursor often writes none).
     """
     if not pipeline.has_pending_data or pipeline.dev_mode or not pipeline.default_schema_name:
         return []
     pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
-    try:
-        with pipeline.destination_client() as client:
-            if not isinstance(client, WithStateSync):
-                return []
-            stored = client.get_stored_state(pipeline.pipeline_name)
-    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset does not exist
-        return []
-    if stored is None or stored._dlt_load_id is None:
-        return []
-    if float(stored._dlt_load_id) <= max(float(load_id) for load_id in pending):
+    schemas = {pipeline.get_load_package_info(load_id).schema_name for load_id in pending}
+    newest = max((_newest_completed_load(pipeline, schema) or "0" for schema in schemas), key=float)
+    if float(newest) <= max(float(load_id) for load_id in pending):
         return []
     return pending
+
+
+def _newest_completed_load(pipeline: dlt.Pipeline, schema_name: str) -> str | None:
+    """The newest load id of ``schema_name`` the destination records as completed (``_dlt_loads``,
+    status 0), or None when it has none (nothing loaded yet).
+
+    SQL destinations answer through ``pipeline.sql_client()``. The filesystem destination (S3) writes
+    one ``_dlt_loads`` file per completed load, named ``<schema>__<load id>.jsonl``, and lists them
+    with its client's ``list_table_files``; its SQL client is not used (it needs DuckDB secrets, which
+    fail with this project's DuckDB).
+    """
+    loads_table = pipeline.default_schema.loads_table_name
+    try:
+        if pipeline.destination and pipeline.destination.destination_name == "filesystem":
+            with pipeline.destination_client() as client:
+                files = client.list_table_files(loads_table)  # type: ignore[attr-defined]
+            names = (Path(str(file)).name.removesuffix(".jsonl").rsplit("__", 1) for file in files)
+            return max(
+                (load_id for schema, load_id in names if schema == schema_name), key=float, default=None
+            )
+        with pipeline.sql_client() as sql:
+            loads = sql.make_qualified_table_name(loads_table)
+            rows = sql.execute_sql(
+                f"SELECT max(load_id) FROM {loads} WHERE status = 0 AND schema_name = %s", schema_name
+            )
+    except DestinationUndefinedEntity:  # nothing loaded yet: the dataset or its loads table is missing
+        return None
+    except PipelineConfigMissing:  # no destination configured
+        return None
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 def _normalize_and_load(pipeline: dlt.Pipeline) -> None:
@@ -280,23 +302,3 @@ def run_cli(run: Callable[[], RunReport]) -> int:
         return 1
     print(report.to_markdown())
     return 0
-
-
-def exit_cli(code: int) -> NoReturn:
-    """End a pipeline's CLI process with ``code`` without the interpreter's teardown.
-
-    What a process does at exit still happens: the ``atexit`` handlers run (logging's flush among
-    them; ``atexit._run_exitfuncs`` is what the interpreter itself calls) and standard output and
-    error are flushed. What is skipped is the interpreter freeing every module and object and
-    collecting the garbage among them: with dlt, SQLAlchemy, pyarrow and DuckDB loaded, 0.4-0.7 s, a
-    fifth of an incremental run (docs/performance.md). Nothing on disk depends on it: the run has
-    closed its files and databases by then. While another thread still runs, the process ends as
-    usual (after it). An exception raised by ``main()`` never gets here: it ends the process as usual.
-    Only for ``if __name__ == "__main__"`` blocks: it ends the process.
-    """
-    if any(not thread.daemon for thread in threading.enumerate() if thread is not threading.main_thread()):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -1,10 +1,18 @@
 """AWS Secrets Manager in dlt's config chain: dlt's own provider, reading one JSON secret per config section.
 
 Owner: data platform team (#data-platform). Every entry point calls :func:`register`. Design: docs/vault.md.
+
+dlt documents ``_look_vault`` as the one method a vault provider implements; reading a section's
+object at any depth also needs ``_load_fragments`` and ``_update_from_vault`` (overridden and called),
+``_get_client`` (botocore's client, built from dlt's settings) and removing dlt's own provider from the
+run context's list (dlt has no public call to take one out). :func:`check_dlt_hooks` checks each
+before the provider is built, so a dlt release that changes them stops with :class:`DltChangedError`
+instead of resolving secrets some other way (docs/internals.md).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
@@ -35,6 +43,37 @@ ADVICE: Final = {
     "ThrottlingException": "Secrets Manager throttled the request ({} attempts with backoff); retry later, "
     "or raise AWS_MAX_ATTEMPTS.",
 }
+
+
+DLT_HOOKS: Final[dict[str, tuple[str, ...]]] = {
+    "_load_fragments": ("self", "key", "pipeline_name", "sections"),
+    "_update_from_vault": ("self", "full_key", "key", "hint", "pipeline_name", "sections"),
+    "_look_vault": ("self", "full_key", "hint"),
+    "_get_client": ("self",),
+}
+"""The private methods of dlt's ``AwsSecretsManagerProvider`` used here, with their parameters."""
+
+
+class DltChangedError(RuntimeError):
+    """dlt's provider no longer has the private methods this module relies on (docs/internals.md)."""
+
+
+def check_dlt_hooks() -> None:
+    """Raise :class:`DltChangedError` naming every private dlt method that is gone or changed."""
+    changed = []
+    for name, parameters in DLT_HOOKS.items():
+        method = getattr(AwsSecretsManagerProvider, name, None)
+        found = tuple(inspect.signature(method).parameters) if callable(method) else None
+        if found != parameters:
+            changed.append(f"AwsSecretsManagerProvider.{name}{parameters} (found: {found})")
+    if not isinstance(getattr(Container()[PluggableRunContext].providers, "providers", None), list):
+        changed.append("PluggableRunContext.providers.providers (a list of providers)")
+    if changed:
+        raise DltChangedError(
+            "this dlt release changed what utils/vault_provider.py relies on: "
+            + "; ".join(changed)
+            + ". Adapt the provider (docs/internals.md) before reading secrets from the vault."
+        )
 
 
 class VaultError(ConfigProviderException):
@@ -138,6 +177,7 @@ def error_info(error: Any) -> tuple[str, str]:
 
 def build_provider() -> SectionSecretsProvider:
     """A provider from ``[providers.aws_secrets]``, resolved with explicit sections (see docs/vault.md)."""
+    check_dlt_hooks()
     sections = ("providers", "aws_secrets")
     settings = resolve_configuration(AwsSecretsProviderConfiguration(), sections=sections)
     credentials = resolve_configuration(AwsCredentials(), sections=sections)

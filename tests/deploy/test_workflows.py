@@ -129,4 +129,7 @@ def test_deploy_job_uses_oidc_secrets_and_prefect_deploy_all() -> None:
     assert env_placeholders() <= set(env), "every {{ $NAME }} in prefect.yaml is set by the deploy job"
     assert action(job, "actions/checkout")["with"]["ref"] == "${{ inputs.commit }}"
     assert "uv run prefect --no-prompt deploy --all" in runs(job)
+    commands = runs(job)  # the variables prefect.yaml reads are checked first, naming any missing
+    check = commands.index("uv run python -m tools.deployments check-env")
+    assert check < commands.index("uv run prefect --no-prompt deploy --all")
     assert "uv sync --frozen --compile-bytecode" in runs(job)

@@ -17,6 +17,7 @@ import boto3
 import dlt
 import pytest
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.providers.aws_secrets import AwsSecretsManagerProvider
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.destinations.impl.snowflake.configuration import SnowflakeCredentials
 
@@ -396,3 +397,17 @@ def test_list_secrets_reads_only_secrets_that_exist(
     assert dlt.secrets.get("sources.currencies.include_legacy") is True
     assert len(vault.proxy.calls("ListSecrets")) == 1
     assert vault.proxy.secret_reads() == {"dlt/sources/currencies": 1}
+
+
+def test_the_private_dlt_methods_the_provider_relies_on_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This dlt release has them; one that renames or reshapes one stops before any secret is read."""
+    vault_provider.check_dlt_hooks()
+
+    def renamed(self: Any, full_key: str, key: str, hint: type, pipeline: str | None, path: Any) -> None: ...
+
+    monkeypatch.setattr(AwsSecretsManagerProvider, "_update_from_vault", renamed)
+    monkeypatch.delattr(AwsSecretsManagerProvider, "_get_client")
+    with pytest.raises(vault_provider.DltChangedError) as changed:
+        vault_provider.build_provider()
+    assert "AwsSecretsManagerProvider._update_from_vault" in str(changed.value)
+    assert "AwsSecretsManagerProvider._get_client" in str(changed.value)

@@ -1,19 +1,18 @@
 """What ``prefect deploy`` needs from the environment, checked before anything is registered.
 
 ``prefect.yaml`` takes the work pool, the repository workers clone and the commit they check out from
-``{{ $NAME }}`` placeholders. Prefect 3.8 leaves a placeholder whose variable is unset as it is, looks
-the work pool up (failing with "work pool '{{ $PREFECT_WORK_POOL }}' does not exist") and only then runs
-``build`` steps; the one thing it does earlier for every deployment is import the flow's entrypoint.
-So the flows' shared module (``utils/orchestration.py``) calls :func:`check_when_deploying` on import:
-inside a ``prefect deploy`` process with a variable missing it prints which ones, what to set them to,
-and exits before the first deployment is registered. Anywhere else (workers, tests, CLIs) it does
-nothing. ``python -m utils.deploy_env`` runs the same check on its own.
+``{{ $NAME }}`` placeholders. Prefect 3.8 leaves a placeholder whose variable is unset as it is and
+fails at its work pool lookup with "work pool '{{ $PREFECT_WORK_POOL }}' does not exist", which names
+none of the variables. So every deploy (CD, docs/deploying.md) runs this explicit check first::
+
+    uv run python -m tools.deployments check-env && uv run prefect --no-prompt deploy --all
+
+which names each missing variable and what to set it to, and exits 1.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from typing import Final
 
@@ -32,9 +31,6 @@ REQUIRED: Final[dict[str, str]] = {
     ),
 }
 """Each variable ``prefect.yaml`` reads at deploy time, with what to set it to."""
-
-DEPLOY_MODULE: Final = "prefect.cli.deploy._core"
-"""Imported by ``prefect deploy`` before it loads any entrypoint; never by workers or flow runs."""
 
 
 class MissingDeployEnvError(RuntimeError):
@@ -60,30 +56,3 @@ def require_env(environ: Mapping[str, str] | None = None) -> None:
     names = missing(environ)
     if names:
         raise MissingDeployEnvError(explain(names))
-
-
-def check_when_deploying() -> None:
-    """Inside a ``prefect deploy`` process, exit with :func:`explain`'s message if a variable is missing.
-
-    A ``prefect deploy`` process is one that has loaded Prefect's deploy command and whose command
-    line has the word ``deploy``: never a worker, a flow run (``python -m prefect.engine``) or a test.
-
-    It exits (``SystemExit``) rather than raising: Prefect turns an ordinary exception raised while it
-    imports an entrypoint into a fallback that reads the flow without running its module, and would
-    carry on to the work pool lookup.
-    """
-    if DEPLOY_MODULE not in sys.modules or "deploy" not in sys.argv[1:]:
-        return
-    try:
-        require_env()
-    except MissingDeployEnvError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-
-
-if __name__ == "__main__":
-    try:
-        require_env()
-    except MissingDeployEnvError as exc:
-        sys.exit(f"error: {exc}")
-    print("PREFECT_WORK_POOL, DEPLOY_REPOSITORY_URL and DEPLOY_COMMIT are set")
