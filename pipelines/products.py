@@ -16,6 +16,7 @@ import pendulum
 from sources.products import products_source
 from utils.destinations import get_destination
 from utils.runner import RunReport, exit_cli, iso_date, run_cli, run_pipeline
+from utils.schema_evolution import ColumnChange, carry_schema_changes
 
 PIPELINE_NAME = "products"
 DATASET_NAME = "products"
@@ -55,7 +56,18 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         options["initial_value"] = start
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
-    return run_pipeline(pipeline, lambda: products_source(**options))
+    carried: list[ColumnChange] = []
+
+    def source() -> Any:
+        # built after the runner has synced state and schemas from the destination: the source's
+        # column changes are compared with what is loaded, and carried (or refused) before extracting
+        data = products_source(**options)
+        carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh))
+        return data
+
+    report = run_pipeline(pipeline, source)
+    report.notes += [f"column widened: {change}" for change in carried]
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

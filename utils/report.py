@@ -33,6 +33,8 @@ class RunReport:
     new_tables: list[str] = field(default_factory=list)
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     extracted: bool = False
+    notes: list[str] = field(default_factory=list)
+    """What else a pipeline did that readers should know (columns widened, deleted keys swept)."""
     failed_step: str | None = None
     error: str | None = None
 
@@ -80,6 +82,7 @@ class RunReport:
             lines.append(f"- new tables: {', '.join(self.new_tables)}")
         for table, columns in self.new_columns.items():
             lines.append(f"- new columns in `{table}`: {', '.join(columns)}")
+        lines += [f"- {note}" for note in self.notes]
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
         return "\n".join(lines) + "\n"
