@@ -23,7 +23,9 @@ was ``NOT NULL`` is made nullable. The rules are generic; the products pipeline 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -132,6 +134,7 @@ def target_type(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Verdict
 
 
 def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: str) -> str:
+    """What resolves a refused change of ``column`` (both named as in the source)."""
     override = {
         "bigint": "bigint",
         "double": "double",
@@ -140,13 +143,14 @@ def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: 
     if old.get("data_type") == "decimal" and old.get("precision"):
         override = f"decimal({old['precision']},{old.get('scale') or 0})"
     keep = (
-        f'keep loading it as {override} with the column override {{name = "{table}", columns ='
-        f' {{{column} = "{override}"}}}} in [sources.{pipeline_name}] tables, or '
+        f"keep loading it as {override} with the column override {{name = {json.dumps(table)}, columns ="
+        f" {{{json.dumps(column)} = {json.dumps(override)}}}}} in [sources.{pipeline_name}] tables, or "
         if override
         else ""
     )
     return (
-        f"{keep}reload the table with the new type: `uv run dlt pipeline {pipeline_name} drop {table}`"
+        f"{keep}reload the table with the new type: `uv run dlt pipeline {pipeline_name} drop"
+        f" {shlex.quote(table)}`"
         f" then `uv run python -m pipelines.{pipeline_name} --full-refresh`"
     )
 
@@ -161,23 +165,32 @@ class _Plan:
 def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool) -> _Plan:
     plan = _Plan([], [])
     stored = pipeline.schemas[source.schema.name]
+    naming = stored.naming
     for resource in source.selected_resources.values():
-        name = str(resource.table_name)
+        name = naming.normalize_table_identifier(str(resource.table_name))
         table = stored.tables.get(name)
         if not table or not table.get("columns"):
             continue
-        recorded = {
+        recorded: dict[str, Any] = {
             column: hint for column, hint in table["columns"].items() if not column.startswith("_dlt")
         }
-        incoming = resource.compute_table_schema()["columns"]
+        # the resource's hints carry the source's names; the schema records them normalised
+        incoming = {
+            naming.normalize_identifier(column): {**hint, "source_name": column}
+            for column, hint in resource.compute_table_schema()["columns"].items()
+        }
+        source_table = str(resource.table_name)
+        source_names = {column: hint["source_name"] for column, hint in incoming.items()}
         old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
+        old_source_key = [source_names.get(column, column) for column in old_key]
         new_key = sorted(column for column, hint in incoming.items() if hint.get("primary_key"))
         if old_key and old_key != new_key and not replacing:
             plan.refusals.append(
                 f"{name}: the primary key changed from ({', '.join(old_key)}) to"
                 f" ({', '.join(new_key) or 'none'}); merging on it would keep rows merged on the old key."
                 f" Reload the table: `uv run python -m pipelines.{pipeline.pipeline_name} --full-refresh`,"
-                f' or keep the old key with {{name = "{name}", primary_key = {old_key}}} in'
+                f" or keep the old key with {{name = {json.dumps(source_table)}, primary_key ="
+                f" {json.dumps(old_source_key)}}} in"
                 f" [sources.{pipeline.pipeline_name}] tables"
             )
         for column, old in recorded.items():
@@ -193,7 +206,7 @@ def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool) -> _Plan:
                 plan.refusals.append(
                     f"{name}.{column}: the source changed it from {describe(old)} to {describe(new)},"
                     f" which the warehouse column cannot take as it is; "
-                    + _resolution(name, column, old, pipeline.pipeline_name)
+                    + _resolution(source_table, new["source_name"], old, pipeline.pipeline_name)
                 )
                 continue
             hint: dict[str, Any] = {}
@@ -206,6 +219,8 @@ def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool) -> _Plan:
                 alter = True
             elif old.get("nullable", True) is not False and new.get("nullable") is False:
                 hint["nullable"] = True  # a NOT NULL added in the source: the warehouse stays nullable
+            if hint:
+                hint["resource"] = (resource, new["source_name"])
             if properties or hint:
                 plan.changes.append((name, column, old, properties, hint, alter))
     return plan
@@ -243,8 +258,8 @@ def carry_schema_changes(
                 recorded.clear()
                 recorded.update(new_column)
             if hint:
-                resource = next(r for r in source.selected_resources.values() if r.table_name == table)
-                resource.apply_hints(columns={column: {"name": column, **hint}})
+                resource, source_name = hint.pop("resource")
+                resource.apply_hints(columns={source_name: {"name": source_name, **hint}})
             if properties:
                 changes.append(ColumnChange(table, column, before, describe(recorded), altered))
     if changes:

@@ -22,6 +22,7 @@ Nothing here is specific to the batch load: the change-data-capture path reuses 
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -77,19 +78,25 @@ def is_pattern(name: str) -> bool:
     return any(character in GLOB_CHARACTERS for character in name)
 
 
-def as_names(value: Any) -> tuple[str, ...]:
-    """A key or cursor setting (a name, a comma-free list, ``""`` or ``[]``) as a tuple of names."""
-    if value is None or value == "":
-        return ()
+def listing(value: Any) -> list[Any]:
+    """A list setting as given in TOML, or as text: a JSON list, or comma-separated names."""
+    if value is None:
+        return []
     if isinstance(value, str):
-        return (value,)
-    return tuple(str(item) for item in value)
+        if value.strip().startswith("["):
+            return list(json.loads(value))
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return list(value)
+
+
+def as_names(value: Any) -> tuple[str, ...]:
+    """A key or cursor setting (a name, a list of names, ``""`` or ``[]``) as a tuple of names."""
+    return tuple(str(item) for item in listing(value))
 
 
 def parse_tables(tables: Any) -> list[dict[str, Any]]:
     """The ``tables`` setting as a list of ``{name, ...}`` entries (names may be glob patterns)."""
-    if isinstance(tables, str):
-        tables = [name.strip() for name in tables.split(",") if name.strip()]
+    tables = listing(tables)
     entries = []
     for item in tables:
         if isinstance(item, str):

@@ -90,8 +90,8 @@ def products_source(
     tables: Sequence[str | dict[str, Any]] = ("products",),
     exclude: Sequence[str] = (),
     views: bool = False,
-    primary_key: str | list[str] = "",
-    cursor: str | Sequence[str] = DEFAULT_CURSORS,
+    primary_key: Any = "",
+    cursor: Any = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     soft_delete_column: str | None = "deleted_at",
     soft_delete: str = "remove",
@@ -119,8 +119,9 @@ def products_source(
         views: patterns match views and materialized views too (named ones are always loaded).
         primary_key: the key of tables without a primary-key constraint (when they have its
             columns); a table's own ``primary_key`` wins over its constraint; ``[]`` for none.
-        cursor: column names tried in order as a table's incremental cursor (``""`` for none: every
-            table is read in full each run, still merged on its key).
+        cursor: column names tried in order as a table's incremental cursor (default ``updated_at``,
+            ``modified_at``, ``last_modified_at``, ``changed_at``; ``""`` for none: every table is read
+            in full each run, still merged on its key).
         soft_delete_column: the soft-delete column, where a table has it (``""`` disables it).
         lag_seconds: each run re-reads this many seconds before the last loaded cursor value, so rows
             committed late by long transactions are not missed; merge makes the overlap harmless.
@@ -150,13 +151,11 @@ def products_source(
         raise ValueError(f"sources.products.null_cursor={null_cursor!r}: use one of {NULL_CURSOR_MODES}")
     defaults = Defaults(
         primary_key=as_names(primary_key),
-        cursors=as_names([name.strip() for name in cursor.split(",")] if isinstance(cursor, str) else cursor),
+        cursors=DEFAULT_CURSORS if cursor is None else as_names(cursor),
         soft_delete_column=soft_delete_column or None,
     )
     engine = _clear_connection_errors(engine_from_credentials(credentials))
-    metadata, plans = discover(
-        engine, schema, tables, defaults, exclude=_patterns(exclude), views=bool(views)
-    )
+    metadata, plans = discover(engine, schema, tables, defaults, exclude=as_names(exclude), views=bool(views))
     for plan in plans:
         resource = _table_resource(
             engine,
@@ -178,12 +177,6 @@ def products_source(
 def load_plans(source: Any) -> dict[str, LoadPlan]:
     """The load plan of each table of a :func:`products_source` (by resource name)."""
     return {name: resource.load_plan for name, resource in source.resources.items()}
-
-
-def _patterns(value: Sequence[str] | str) -> list[str]:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return [str(item) for item in value]
 
 
 def _table_resource(

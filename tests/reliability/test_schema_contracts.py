@@ -150,7 +150,7 @@ def test_products_reject_a_type_change_and_take_a_new_column(
         "products",
         "products.stock",
         "from bigint to text",
-        '{stock = "bigint"}',
+        '{"stock" = "bigint"}',
         marker="cannot be carried safely",
     )
     assert warehouse.scalar("select count(*) from products.products where stock is null") == 0
