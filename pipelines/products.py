@@ -7,6 +7,7 @@ DLT__DESTINATION=duckdb uv run python -m pipelines.products   # local warehouse 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -15,10 +16,13 @@ import pendulum
 
 from sources.products import products_source
 from utils.destinations import get_destination
+from utils.key_sweep import sweep_table
 from utils.runner import RunReport, exit_cli, iso_date, run_cli, run_pipeline
 from utils.schema_evolution import ColumnChange, carry_schema_changes
 
 PIPELINE_NAME = "products"
+SWEPT_AT = "key_sweep_at"
+"""Local pipeline state: when the last key sweep ran (a fresh worker sweeps on its first run)."""
 DATASET_NAME = "products"
 
 
@@ -57,17 +61,56 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
     carried: list[ColumnChange] = []
+    built: list[Any] = []
 
     def source() -> Any:
         # built after the runner has synced state and schemas from the destination: the source's
         # column changes are compared with what is loaded, and carried (or refused) before extracting
         data = products_source(**options)
+        built.append(data)
         carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh))
         return data
 
     report = run_pipeline(pipeline, source)
     report.notes += [f"column widened: {change}" for change in carried]
+    if built and not full_refresh:
+        report.notes += sweep_deleted_keys(pipeline, built[-1])
     return report
+
+
+def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any) -> list[str]:
+    """Remove (or flag) rows whose key the source no longer has, in every merged table: the key sweep
+    (:mod:`utils.key_sweep`), at most once per ``key_sweep_hours`` (``[sources.products]``; 0: every
+    run); ``key_sweep = false`` turns it off. Returns the report's lines, with each sweep's cost."""
+    if dlt.config.get("sources.products.key_sweep", bool) is False:
+        return []
+    every = dlt.config.get("sources.products.key_sweep_hours", float) or 0.0
+    now = pendulum.now("UTC")
+    with contextlib.suppress(KeyError):
+        last = pendulum.parse(str(pipeline.get_local_state_val(SWEPT_AT)))
+        if every and now.diff(last).in_seconds() < every * 3600:  # type: ignore[arg-type]
+            return [f"key sweep skipped: the last was at {last} (key_sweep_hours = {every:g})"]
+    flag = (dlt.config.get("sources.products.soft_delete", str) or "remove") == "flag"
+    naming = pipeline.default_schema.naming
+    lines = []
+    for resource in source.selected_resources.values():
+        plan = resource.load_plan
+        if plan.disposition != "merge":
+            continue
+        result = sweep_table(
+            pipeline,
+            naming.normalize_table_identifier(plan.name),
+            [naming.normalize_identifier(column) for column in plan.primary_key],
+            resource.read_keys,
+            soft_delete_column=naming.normalize_identifier(plan.soft_delete_column)
+            if plan.soft_delete_column
+            else None,
+            flag=flag,
+        )
+        if result is not None:
+            lines.append(str(result))
+    pipeline.set_local_state_val(SWEPT_AT, now.isoformat())
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

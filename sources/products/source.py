@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
-from urllib.parse import quote, quote_plus
 
 import dlt
 import sqlalchemy as sa
@@ -23,7 +22,9 @@ from dlt.sources.sql_database import engine_from_credentials, sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
 from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
+from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.json_rows import rows_with_json
+from sources.products.keys import read_keys
 from utils.adbc import AdbcTableLoader, ReadError
 from utils.pg_types import dlt_type, is_unconstrained_numeric, override_hint
 from utils.redact import redact_text
@@ -58,10 +59,6 @@ MERGE: Final[TDeleteInsertStrategyDict] = {
 table, so a primary key (or a unique key) arrives once. dlt then skips its ``ROW_NUMBER()`` pass over
 the staged rows, which sorts every column of a full load (on DuckDB, within its memory limit, the
 bulk of a first load's time). Keys that are not unique in PostgreSQL land as they are there."""
-
-
-class ProductsDatabaseError(RuntimeError):
-    """PostgreSQL could not be reached or read; the message names host and database, never the password."""
 
 
 @dataclass(frozen=True)
@@ -226,8 +223,10 @@ def _table_resource(
         primary_key=list(plan.primary_key) or None,  # type: ignore[arg-type]
     )
     resource.load_plan = plan  # type: ignore[attr-defined]
-    resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
     table = metadata.tables[f"{metadata.schema}.{plan.name}"]
+    # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
+    resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
+    resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
     unconstrained: dict[str, Any] = {
         column.name: {"name": column.name, YIELDING: True}
         for column in table.columns
@@ -255,22 +254,6 @@ def _live_rows_only(column: str) -> Any:
     return adapt
 
 
-def _password_forms(password: Any) -> list[str | None]:
-    """The password as typed and as it appears percent-encoded inside a connection URL."""
-    if not password:
-        return []
-    return [str(password), quote_plus(str(password)), quote(str(password), safe="")]
-
-
-def describe(url: sa.URL) -> str:
-    """``database "db" on host:port as user``: where a connection went, without the password."""
-    host = url.host or url.query.get("host") or "localhost"
-    if isinstance(host, tuple):
-        host = host[0]
-    port = f":{url.port}" if url.port else ""
-    return f'database "{url.database}" on {host}{port} as {url.username}'
-
-
 def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
     """Make a failed connection raise :class:`ProductsDatabaseError` naming host and database."""
     url = engine.url
@@ -281,7 +264,7 @@ def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
         try:
             return dialect.loaded_dbapi.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.Error as exc:
-            reason = redact_text(str(exc).strip(), _password_forms(password))
+            reason = redact_text(str(exc).strip(), password_forms(password))
             raise ProductsDatabaseError(
                 f"products: could not connect to PostgreSQL {describe(url)}: {reason}"
             ) from None
@@ -296,7 +279,7 @@ class RedactingAdbcLoader(AdbcTableLoader):
         try:
             yield from self.items(backend_kwargs)
         except ReadError as exc:
-            reason = redact_text(str(exc), _password_forms(self.engine.url.password))
+            reason = redact_text(str(exc), password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"
