@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Collection
 from typing import Any
 
 import dlt
@@ -79,17 +80,18 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
     report.notes += [f"column widened: {change}" for change in carried]
     if built and not full_refresh:
         try:
-            report.notes += sweep_deleted_keys(pipeline, built[-1])
+            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
         except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
             logger.error("products: the key sweep failed: %s", describe_error(exc))
             report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
     return report
 
 
-def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any) -> list[str]:
-    """Remove (or flag) rows whose key the source no longer has, in every merged table: the key sweep
-    (:mod:`utils.key_sweep`), at most once per ``key_sweep_hours`` (``[sources.products]``; 0: every
-    run); ``key_sweep = false`` turns it off. Returns the report's lines, with each sweep's cost."""
+def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str] = ()) -> list[str]:
+    """Remove (or flag) rows whose key the source no longer has, in every merged table but those in
+    ``skip`` (first loaded by this run): the key sweep (:mod:`utils.key_sweep`), at most once per
+    ``key_sweep_hours`` (``[sources.products]``; 0: every run); ``key_sweep = false`` turns it off.
+    Returns the report's lines, with each sweep's cost."""
     if dlt.config.get("sources.products.key_sweep", bool) is False:
         return []
     every = dlt.config.get("sources.products.key_sweep_hours", float) or 0.0
@@ -101,22 +103,24 @@ def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any) -> list[str]:
     flag = (dlt.config.get("sources.products.soft_delete", str) or "remove") == "flag"
     naming = pipeline.default_schema.naming
     lines = []
-    for resource in source.selected_resources.values():
-        plan = resource.load_plan
-        if plan.disposition != "merge":
-            continue
-        result = sweep_table(
-            pipeline,
-            naming.normalize_table_identifier(plan.name),
-            [naming.normalize_identifier(column) for column in plan.primary_key],
-            resource.read_keys,
-            soft_delete_column=naming.normalize_identifier(plan.soft_delete_column)
-            if plan.soft_delete_column
-            else None,
-            flag=flag,
-        )
-        if result is not None:
-            lines.append(str(result))
+    with pipeline.sql_client() as client:
+        for resource in source.selected_resources.values():
+            plan = resource.load_plan
+            table = naming.normalize_table_identifier(plan.name)
+            if plan.disposition != "merge" or table in skip:
+                continue
+            result = sweep_table(
+                client,
+                table,
+                [naming.normalize_identifier(column) for column in plan.primary_key],
+                resource.read_keys,
+                soft_delete_column=naming.normalize_identifier(plan.soft_delete_column)
+                if plan.soft_delete_column
+                else None,
+                flag=flag,
+            )
+            if result is not None:
+                lines.append(str(result))
     pipeline.set_local_state_val(SWEPT_AT, now.isoformat())  # only once every table was swept
     return lines
 

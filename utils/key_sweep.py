@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -50,18 +49,17 @@ class SweepResult:
         )
 
 
-def warehouse_keys(pipeline: dlt.Pipeline, table: str, key: Sequence[str]) -> pa.Table | None:
+def warehouse_keys(client: Any, table: str, key: Sequence[str]) -> pa.Table | None:
     """The key columns of ``table`` (normalised names) as loaded, or None when it is not there."""
-    with pipeline.sql_client() as client:
-        qualified = client.make_qualified_table_name(table)
-        columns = ", ".join(client.escape_column_name(column) for column in key)
-        try:
-            with client.execute_query(f"SELECT {columns} FROM {qualified}") as cursor:
-                chunks = list(cursor.iter_arrow(READ_CHUNK))
-        except Exception as exc:  # the table has never been loaded: nothing to sweep
-            if "not exist" in str(exc).lower() or "undefined" in type(exc).__name__.lower():
-                return None
-            raise
+    qualified = client.make_qualified_table_name(table)
+    columns = ", ".join(client.escape_column_name(column) for column in key)
+    try:
+        with client.execute_query(f"SELECT {columns} FROM {qualified}") as cursor:
+            chunks = list(cursor.iter_arrow(READ_CHUNK))
+    except Exception as exc:  # the table has never been loaded: nothing to sweep
+        if "not exist" in str(exc).lower() or "undefined" in type(exc).__name__.lower():
+            return None
+        raise
     if not chunks:
         return pa.table({column: pa.array([], pa.null()) for column in key})
     keys = pa.concat_tables([chunk.rename_columns(list(key)) for chunk in chunks])
@@ -91,7 +89,7 @@ def _as(column: Any, kind: pa.DataType) -> Any:
 
 
 def sweep_table(
-    pipeline: dlt.Pipeline,
+    client: Any,
     table: str,
     key: Sequence[str],
     read_source_keys: Callable[[], pa.Table],
@@ -99,17 +97,18 @@ def sweep_table(
     soft_delete_column: str | None = None,
     flag: bool = False,
 ) -> SweepResult | None:
-    """Sweep ``table``: ``key`` and ``soft_delete_column`` are warehouse (normalised) names;
-    ``read_source_keys`` returns the source's keys as columns in the order of ``key``."""
+    """Sweep ``table`` through ``client`` (an open ``pipeline.sql_client()``): ``key`` and
+    ``soft_delete_column`` are warehouse (normalised) names; ``read_source_keys`` returns the source's
+    keys as columns in the order of ``key``."""
     started = time.perf_counter()
-    loaded = warehouse_keys(pipeline, table, key)
+    loaded = warehouse_keys(client, table, key)
     if loaded is None:
         return None
     source = read_source_keys()
     gone = missing_keys(loaded, source)
     flagging = flag and soft_delete_column is not None
     if gone.num_rows:
-        _apply(pipeline, table, key, gone, soft_delete_column if flagging else None)
+        _apply(client, table, key, gone, soft_delete_column if flagging else None)
     return SweepResult(
         table,
         loaded.num_rows,
@@ -120,26 +119,25 @@ def sweep_table(
     )
 
 
-def _apply(pipeline: dlt.Pipeline, table: str, key: Sequence[str], gone: pa.Table, flag: str | None) -> None:
+def _apply(client: Any, table: str, key: Sequence[str], gone: pa.Table, flag: str | None) -> None:
     rows = gone.to_pylist()
-    with pipeline.sql_client() as client:
-        qualified = client.make_qualified_table_name(table)
-        columns = [client.escape_column_name(column) for column in key]
-        stamp: list[Any] = []
-        if flag is None:
-            action = f"DELETE FROM {qualified} WHERE "
-        else:
-            column = client.escape_column_name(flag)
-            action = f"UPDATE {qualified} SET {column} = %s WHERE {column} IS NULL AND "
-            stamp = [dt.datetime.now(dt.UTC)]
-        with client.begin_transaction():
-            for start in range(0, len(rows), BATCH):
-                batch = rows[start : start + BATCH]
-                if len(columns) == 1:
-                    condition = f"{columns[0]} IN ({', '.join(['%s'] * len(batch))})"
-                    values = [row[key[0]] for row in batch]
-                else:
-                    one = "(" + " AND ".join(f"{column} = %s" for column in columns) + ")"
-                    condition = "(" + " OR ".join([one] * len(batch)) + ")"
-                    values = [row[name] for row in batch for name in key]
-                client.execute_sql(action + condition, *stamp, *values)
+    qualified = client.make_qualified_table_name(table)
+    columns = [client.escape_column_name(column) for column in key]
+    stamp: list[Any] = []
+    if flag is None:
+        action = f"DELETE FROM {qualified} WHERE "
+    else:
+        column = client.escape_column_name(flag)
+        action = f"UPDATE {qualified} SET {column} = %s WHERE {column} IS NULL AND "
+        stamp = [dt.datetime.now(dt.UTC)]
+    with client.begin_transaction():
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            if len(columns) == 1:
+                condition = f"{columns[0]} IN ({', '.join(['%s'] * len(batch))})"
+                values = [row[key[0]] for row in batch]
+            else:
+                one = "(" + " AND ".join(f"{column} = %s" for column in columns) + ")"
+                condition = "(" + " OR ".join([one] * len(batch)) + ")"
+                values = [row[name] for row in batch for name in key]
+            client.execute_sql(action + condition, *stamp, *values)
