@@ -81,3 +81,19 @@ def test_widened_columns_are_altered_in_snowflake_and_hold_the_new_values(
     assert types["SEEN_AT"] == types["UPDATED_AT"] != "TIMESTAMP_NTZ"
     assert snowflake.scalar(f"select count(*) from {snowflake.table('products', 'countries')}") == 2
     assert products.run().status == "succeeded"
+
+
+def test_rows_deleted_in_the_source_are_swept_from_snowflake(
+    measures: ProductsDb, snowflake: Snowflake
+) -> None:
+    products.run()
+    measures.execute("insert into measures (id, amount, note) values (2, 1, 'x'), (3, 2, 'y')")
+    measures.execute("update measures set updated_at = now() + interval '1 hour' where id > 1")
+    products.run()
+    measures.execute("delete from measures where id = 2; delete from countries where code = 'FR'")
+    report = products.run()
+    assert any("key sweep of measures: 1 deleted in the source, removed" in note for note in report.notes)
+    table = snowflake.table("products", "measures")
+    assert [row[0] for row in snowflake.query(f"select id from {table} order by id")] == [1, 3]
+    countries = snowflake.table("products", "countries")
+    assert snowflake.query(f"select code from {countries}") == [("GB",)], "replaced, so the delete shows"
