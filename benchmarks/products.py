@@ -27,6 +27,14 @@ compare ratios from one run, never figures from different runs.
     uv run python benchmarks/products.py                # 1,000,000 rows, five runs each
     uv run python benchmarks/products.py --rows 10000000 --repeats 2
     uv run python benchmarks/products.py --rows 200000 --repeats 1 --only pipeline   # while developing
+    uv run python benchmarks/products.py --many-tables 200 --rows 5000 --repeats 3   # a whole schema
+    uv run python benchmarks/products.py --key-sweep --repeats 3     # the key sweep against a full load
+
+``--many-tables N`` builds N tables of the same shape (``--rows`` each) and times one run over all of
+them: the scanner with one ``CREATE TABLE AS`` per table in one process, Sling replicating
+``public.*``, and the pipeline with ``tables = ["t_*"]`` (a first run, then a run with nothing
+changed). ``--key-sweep`` times, on the ``--rows`` table, a run with nothing changed with the key
+sweep (``key_sweep_hours = 0``) and without it (``key_sweep = false``), and ``--full-refresh``.
 """
 
 from __future__ import annotations
@@ -272,9 +280,122 @@ def bytecode_status() -> str:
 # --- main --------------------------------------------------------------------------------------------
 
 
+MANY_TABLES = """
+create table public.t_{index:04d} (like public.products including all);
+insert into public.t_{index:04d} select * from public.products;
+analyze public.t_{index:04d};
+"""
+
+MANY_SCANNER = """
+import glob, os, sys, duckdb, duckdb_extension_postgres_scanner as package
+folder = os.path.join(os.path.dirname(package.__file__), "extensions", "*")
+extension = glob.glob(os.path.join(folder, "*.duckdb_extension"))[0]
+with duckdb.connect(sys.argv[1]) as con:
+    con.execute(f"LOAD '{extension}'")
+    con.execute(f"ATTACH '{sys.argv[2]}' AS pg (TYPE postgres, READ_ONLY)")
+    tables = [row[0] for row in con.execute(
+        "select table_name from duckdb_tables() where database_name = 'pg' and schema_name = 'public'"
+        " and starts_with(table_name, 't_')"
+    ).fetchall()]
+    for table in tables:
+        con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM pg.public."{table}"')
+    print(len(tables))
+"""
+
+
+def many_tables(
+    args: argparse.Namespace, work: Path, socket_uri: str, tcp_uri: str, env: dict[str, str]
+) -> None:
+    """One run over ``args.many_tables`` tables: scanner, Sling and the pipeline side by side."""
+    execute(socket_uri, "drop table if exists public.products_unused")
+    for index in range(args.many_tables):
+        execute(socket_uri, MANY_TABLES.format(index=index))
+    execute(socket_uri, "alter table public.products rename to products_template")
+    print(f"built {args.many_tables} tables of {args.rows:,} rows", flush=True)
+    socket_dir = socket_uri.split("host=")[1].split("&")[0]
+    port = tcp_uri.rsplit(":", 1)[1].split("/")[0]
+    libpq = f"host={socket_dir} port={port} dbname=postgres user=postgres"
+    comparator_env = {**env, "HOME": str(work / "home"), "UV_CACHE_DIR": _uv_cache_dir()}
+    subprocess.run([*COMPARATOR_ENV, "python", "-c", PREPARE], check=True, env=comparator_env)
+    total = args.many_tables * args.rows
+    scanner = Line(f"scanner, {args.many_tables} CTAS in one process", total)
+    sling = Line(f"sling 1.4.11, public.t_* ({args.many_tables} streams)", total)
+    first = Line(f"pipelines.products, {args.many_tables} tables, first run", total)
+    again = Line("pipelines.products, nothing changed", 0)
+    replication = work / "replication.yaml"
+    replication.write_text(
+        "source: PG\ntarget: DUCK\ndefaults:\n  mode: full-refresh\n  object: main.{stream_table}\n"
+        "streams:\n  public.t_*:\n"
+    )
+    cli = ["uv", "run", "python", "-m", "pipelines.products"]
+    for i in range(args.repeats):
+        target = work / f"scanner-{i}.duckdb"
+        scanner.runs.append(
+            measure([*COMPARATOR_ENV, "python", "-c", MANY_SCANNER, str(target), libpq], comparator_env)
+        )
+        target.unlink()
+        shutil.rmtree(work / "dlt", ignore_errors=True)
+        target = work / f"pipeline-{i}.duckdb"
+        pipeline_env = {
+            **env,
+            "DLT__DESTINATION": "duckdb",
+            "SOURCES__PRODUCTS__CREDENTIALS": socket_uri,
+            "SOURCES__PRODUCTS__TABLES": '["t_*"]',
+            "DESTINATION__DUCKDB__CREDENTIALS": str(target),
+            "DLT_DATA_DIR": str(work / "dlt"),
+        }
+        first.runs.append(measure(cli, pipeline_env))
+        again.runs.append(measure(cli, pipeline_env))
+        target.unlink()
+        target = work / f"sling-{i}.duckdb"
+        sling_env = {**comparator_env, "PG": f"{tcp_uri}?sslmode=disable", "DUCK": f"duckdb://{target}"}
+        command = [*COMPARATOR_ENV, "python", "-c", SLING, "run", "--replication", str(replication)]
+        try:  # bounded: seen stalling with hundreds of streams into DuckDB
+            sling.runs.append(measure(["timeout", str(args.sling_timeout), *command], sling_env))
+        except RuntimeError as exc:
+            print(f"sling did not finish within {args.sling_timeout} s: {str(exc)[-300:]}", flush=True)
+        target.unlink(missing_ok=True)
+        print(f"round {i + 1} of {args.repeats} done", file=sys.stderr, flush=True)
+    for line in (scanner, sling, first, again):
+        if line.runs:
+            print(line.render(scanner.median))
+
+
+def key_sweep(args: argparse.Namespace, work: Path, socket_uri: str, env: dict[str, str]) -> None:
+    """A run with nothing changed, with and without the key sweep, against a full refresh."""
+    cli = ["uv", "run", "python", "-m", "pipelines.products"]
+    pipeline_env = {
+        **env,
+        "DLT__DESTINATION": "duckdb",
+        "SOURCES__PRODUCTS__CREDENTIALS": socket_uri,
+        "DESTINATION__DUCKDB__CREDENTIALS": str(work / "sweep.duckdb"),
+        "DLT_DATA_DIR": str(work / "dlt"),
+        "SOURCES__PRODUCTS__KEY_SWEEP_HOURS": "0",
+    }
+    measure(cli, pipeline_env)  # the first load, untimed
+    full = Line("pipelines.products --full-refresh", args.rows)
+    swept = Line("nothing changed, key sweep", args.rows)
+    unswept = Line("nothing changed, key_sweep = false", 0)
+    for i in range(args.repeats):
+        full.runs.append(measure([*cli, "--full-refresh"], pipeline_env))
+        swept.runs.append(measure(cli, pipeline_env))
+        unswept.runs.append(measure(cli, {**pipeline_env, "SOURCES__PRODUCTS__KEY_SWEEP": "false"}))
+        print(f"round {i + 1} of {args.repeats} done", file=sys.stderr, flush=True)
+    for line in (full, swept, unswept):
+        print(line.render(full.median))
+    cost = (swept.median - unswept.median) / full.median
+    print(f"{'sweep cost (medians: swept - unswept) / full':<40} {cost:>35.2f}x")
+    for row in swept.runs[-1].stdout.splitlines():
+        if "key sweep" in row:
+            print(row)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--many-tables", type=int, default=0, help="tables of --rows rows each, one run")
+    parser.add_argument("--key-sweep", action="store_true", help="the key sweep against a full refresh")
+    parser.add_argument("--sling-timeout", type=int, default=600, help="seconds before Sling is stopped")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each candidate (medians shown)")
     parser.add_argument(
         "--change", type=float, default=0.01, help="fraction of rows changed before incremental"
@@ -307,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
             k: v for k, v in os.environ.items() if not k.startswith(("DLT_", "DESTINATION__", "SOURCES__"))
         }
         (work / "home").mkdir()
+        if args.many_tables:
+            many_tables(args, work, socket_uri, tcp_uri, env)
+            return 0
+        if args.key_sweep:
+            key_sweep(args, work, socket_uri, env)
+            return 0
         comparator_env = {**env, "HOME": str(work / "home"), "UV_CACHE_DIR": _uv_cache_dir()}
         if "scanner" in args.only or "sling" in args.only:
             # resolves (and on a first run installs) the environment, untimed

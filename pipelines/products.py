@@ -7,8 +7,11 @@ DLT__DESTINATION=duckdb uv run python -m pipelines.products   # local warehouse 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import logging
 import sys
+from collections.abc import Collection
 from typing import Any
 
 import dlt
@@ -16,9 +19,16 @@ import pendulum
 
 from sources.products import products_source
 from utils.destinations import get_destination
+from utils.key_sweep import sweep_table
+from utils.report import describe_error
 from utils.runner import RunReport, iso_date, run_cli, run_pipeline
+from utils.schema_evolution import ColumnChange, carry_schema_changes
+
+logger = logging.getLogger("data_pipelines.products")
 
 PIPELINE_NAME = "products"
+SWEPT_AT = "key_sweep_at"
+"""Local pipeline state: when the last key sweep ran (a fresh worker sweeps on its first run)."""
 DATASET_NAME = "products"
 
 
@@ -56,7 +66,64 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         options["initial_value"] = start
         if not full_refresh:
             options["end_value"] = pendulum.now("UTC")
-    return run_pipeline(pipeline, lambda: products_source(**options))
+    carried: list[ColumnChange] = []
+    built: list[Any] = []
+
+    def source() -> Any:
+        # built after the runner has synced state and schemas from the destination: the source's
+        # column changes are compared with what is loaded, and carried (or refused) before extracting
+        data = products_source(**options)
+        built.append(data)
+        carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh))
+        return data
+
+    report = run_pipeline(pipeline, source)
+    report.notes += [f"column widened: {change}" for change in carried]
+    if built and not full_refresh:
+        try:
+            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
+        except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
+            logger.error("products: the key sweep failed: %s", describe_error(exc))
+            report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+    return report
+
+
+def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str] = ()) -> list[str]:
+    """Remove (or flag) rows whose key the source no longer has, in every merged table but those in
+    ``skip`` (first loaded by this run): the key sweep (:mod:`utils.key_sweep`), at most once per
+    ``key_sweep_hours`` (``[sources.products]``; 0: every run); ``key_sweep = false`` turns it off.
+    Returns the report's lines, with each sweep's cost."""
+    if dlt.config.get("sources.products.key_sweep", bool) is False:
+        return []
+    every = dlt.config.get("sources.products.key_sweep_hours", float) or 0.0
+    now = pendulum.now("UTC")
+    with contextlib.suppress(KeyError):
+        last = pendulum.parse(str(pipeline.get_local_state_val(SWEPT_AT)))
+        if every and now.diff(last).in_seconds() < every * 3600:  # type: ignore[arg-type]
+            return [f"key sweep skipped: the last was at {last} (key_sweep_hours = {every:g})"]
+    flag = (dlt.config.get("sources.products.soft_delete", str) or "remove") == "flag"
+    naming = pipeline.default_schema.naming
+    lines = []
+    with pipeline.sql_client() as client:
+        for resource in source.selected_resources.values():
+            plan = resource.load_plan
+            table = naming.normalize_table_identifier(plan.name)
+            if plan.disposition != "merge" or table in skip:
+                continue
+            result = sweep_table(
+                client,
+                table,
+                [naming.normalize_identifier(column) for column in plan.primary_key],
+                resource.read_keys,
+                soft_delete_column=naming.normalize_identifier(plan.soft_delete_column)
+                if plan.soft_delete_column
+                else None,
+                flag=flag,
+            )
+            if result is not None:
+                lines.append(str(result))
+    pipeline.set_local_state_val(SWEPT_AT, now.isoformat())  # only once every table was swept
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,10 +83,13 @@ def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa
         return _refuse_infinity(field, "date")
     if pa.types.is_timestamp(kind) and kind.unit == "us":
         return _refuse_infinity(field, "timestamp")
-    if pa.types.is_integer(kind) and hint.get("data_type") == "bigint" and not hint.get("precision"):
-        # int2/int4 arrive as int16/int32; the reflected column is a plain bigint (as earlier loads
-        # created it), and a narrower Arrow type would count as a type change under the schema contract
-        return lambda array: array.cast(pa.int64())
+    if pa.types.is_integer(kind) and hint.get("data_type") == "bigint":
+        # int2/int4 arrive as int16/int32; the column is as wide as its hint (a plain bigint, as earlier
+        # loads created it, or 32 bits for a smallint), and a narrower Arrow type would differ from it
+        target = {32: pa.int32(), 16: pa.int16()}.get(hint.get("precision") or 64, pa.int64())
+        if kind == target:
+            return None
+        return lambda array: array.cast(target)
     if not isinstance(kind, pa.BaseExtensionType):
         return None
     if kind.extension_name == "arrow.uuid":

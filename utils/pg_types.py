@@ -23,7 +23,8 @@ from dlt.common.schema.typing import TColumnSchema
 from sqlalchemy.dialects import postgresql as pg
 
 DEFAULT_DECIMAL: Final = (38, 9)
-"""Precision and scale for ``numeric`` declared without them (dlt's default decimal)."""
+"""Precision and scale of a decimal hint that has none (dlt's default decimal). A ``numeric`` declared
+without them loads as text (see :func:`dlt_type`); a warehouse column loaded as this before keeps it."""
 MAX_DECIMAL_PRECISION: Final = 38
 """The widest exact decimal both DuckDB and Snowflake hold; wider ``numeric(p,s)`` load as text."""
 MONEY: Final = (19, 2)
@@ -53,6 +54,12 @@ def _is_native_array(sa_type: Any) -> bool:
     return _is_plain_text(item) or isinstance(item, NATIVE_ARRAY_ITEMS)
 
 
+def is_unconstrained_numeric(sa_type: Any) -> bool:
+    """``numeric`` without precision (or a domain over it): what :func:`dlt_type` loads as text."""
+    sa_type = base_type(sa_type)
+    return type(sa_type) in (sa.Numeric, pg.NUMERIC) and sa_type.precision is None
+
+
 def dlt_type(sa_type: Any) -> Any:
     """The SQLAlchemy type dlt should reflect ``sa_type`` as (``type_adapter_callback``)."""
     sa_type = base_type(sa_type)
@@ -62,7 +69,8 @@ def dlt_type(sa_type: Any) -> Any:
         return sa.BigInteger()
     if isinstance(sa_type, sa.Numeric) and not isinstance(sa_type, sa.Float):
         if sa_type.precision is None:
-            return sa.Numeric(*DEFAULT_DECIMAL)
+            # any scale, NaN and Infinity: PostgreSQL's own text form keeps every value exactly
+            return sa.Text()
         if sa_type.precision > MAX_DECIMAL_PRECISION:
             return sa.Text()
         return sa_type
@@ -74,8 +82,11 @@ def dlt_type(sa_type: Any) -> Any:
         return sa_type if _is_native_array(sa_type) else sa.JSON()
     if isinstance(sa_type, (sa.JSON, sa.Boolean, sa.Integer, sa.Float, sa.DateTime, sa.Date, sa.Time)):
         return sa_type
-    if _is_plain_text(sa_type) or isinstance(sa_type, sa.LargeBinary):
-        return sa_type  # text, varchar, char, name, "char", bytea
+    if _is_plain_text(sa_type):
+        # text, varchar, char, name, "char": unbounded, so a widened (or narrowed) varchar changes nothing
+        return sa.Text()
+    if isinstance(sa_type, sa.LargeBinary):
+        return sa.LargeBinary()  # bytea
     return sa.Text()  # interval, enums, geometric, network, bit strings, text search, xml, ranges...
 
 

@@ -33,6 +33,8 @@ class RunReport:
     new_tables: list[str] = field(default_factory=list)
     new_columns: dict[str, list[str]] = field(default_factory=dict)
     extracted: bool = False
+    notes: list[str] = field(default_factory=list)
+    """What else a pipeline did that readers should know (columns widened, deleted keys swept)."""
     failed_step: str | None = None
     error: str | None = None
     requests_by_object: dict[str, int] = field(default_factory=dict)
@@ -85,6 +87,7 @@ class RunReport:
         if self.requests_by_object:
             counts = ", ".join(f"{name} {n:,}" for name, n in sorted(self.requests_by_object.items()))
             lines.append(f"- requests: {sum(self.requests_by_object.values()):,} ({counts})")
+        lines += [f"- {note}" for note in self.notes]
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
         return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
 """dlt source for the product catalogue tables in PostgreSQL (see the package docstring for the owner).
 
-One ``sql_table`` resource per configured table, merged on its primary key and read incrementally on
-its cursor column. Reflection is deferred to extraction, so a source is cheap to build and an
-unreachable database fails the run's extract step with a clear, password-free error.
+One ``sql_table`` resource per selected table (:mod:`sources.products.catalogue`: discovery, keys,
+cursors), merged on its primary key and read incrementally on its cursor, or replaced in full when it
+has no key. Tables are listed and reflected in one pass when the source is built, which a run does at
+its extract step, so an unreachable database fails that step with a clear, password-free error.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, get_args
-from urllib.parse import quote, quote_plus
 
 import dlt
 import sqlalchemy as sa
@@ -18,13 +18,17 @@ from dlt.common.configuration.specs import ConnectionStringCredentials
 from dlt.common.schema.typing import TColumnSchema, TDeleteInsertStrategyDict, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
-from dlt.sources.sql_database import sql_table
+from dlt.sources.sql_database import engine_from_credentials, sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
+from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
+from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.json_rows import rows_with_json
+from sources.products.keys import read_keys
 from utils.adbc import AdbcTableLoader, ReadError
-from utils.pg_types import dlt_type, override_hint
+from utils.pg_types import dlt_type, is_unconstrained_numeric, override_hint
 from utils.redact import redact_text
+from utils.schema_evolution import YIELDING
 
 SoftDelete = Literal["remove", "flag"]
 NullCursor = Literal["include", "exclude", "raise"]
@@ -57,21 +61,23 @@ the staged rows, which sorts every column of a full load (on DuckDB, within its 
 bulk of a first load's time). Keys that are not unique in PostgreSQL land as they are there."""
 
 
-class ProductsDatabaseError(RuntimeError):
-    """PostgreSQL could not be reached or read; the message names host and database, never the password."""
-
-
 @dataclass(frozen=True)
 class TableSpec:
-    """One table to load: its name, primary key, incremental cursor, soft-delete column and the
-    columns whose type the default type map should not decide (column -> ``text``, ``double``,
-    ``bigint`` or ``decimal(p,s)``)."""
+    """Settings of one configured table (``tables`` entries as dicts); kept for callers building
+    ``tables`` in code: :meth:`as_setting` gives the dict the source reads."""
 
     name: str
-    primary_key: str | tuple[str, ...] = "id"
-    cursor: str | None = "updated_at"
-    soft_delete_column: str | None = "deleted_at"
+    primary_key: str | tuple[str, ...] | None = None
+    cursor: str | None = None
+    soft_delete_column: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
+
+    def as_setting(self) -> dict[str, Any]:
+        setting: dict[str, Any] = {"name": self.name, "columns": dict(self.columns)}
+        for name in ("primary_key", "cursor", "soft_delete_column"):
+            if (value := getattr(self, name)) is not None:
+                setting[name] = list(value) if isinstance(value, tuple) else value
+        return setting
 
 
 @dlt.source(section="products", name="products", max_table_nesting=0)
@@ -79,8 +85,10 @@ def products_source(
     credentials: ConnectionStringCredentials = dlt.secrets.value,
     schema: str = "public",
     tables: Sequence[str | dict[str, Any]] = ("products",),
-    primary_key: str | list[str] = "id",
-    cursor: str | None = "updated_at",
+    exclude: Sequence[str] = (),
+    views: bool = False,
+    primary_key: Any = "",
+    cursor: Any = None,
     lag_seconds: float = DEFAULT_LAG_SECONDS,
     soft_delete_column: str | None = "deleted_at",
     soft_delete: str = "remove",
@@ -91,19 +99,27 @@ def products_source(
     end_value: Any = None,
     write_disposition: str = "merge",
     json_as_objects: bool = False,
+    parallel: bool = True,
 ) -> Iterator[DltResource]:
-    """Product tables from PostgreSQL, merged on their primary keys and read incrementally.
+    """Product tables from PostgreSQL: merged on their primary keys and read incrementally, or
+    replaced in full when they have no key (:mod:`sources.products.catalogue` has the rules).
 
     Config (``[sources.products]`` or ``SOURCES__PRODUCTS__*``; credentials in secrets):
         credentials: a connection string (``postgresql://`` with user, password, host, port and
             database) or its fields.
         schema: the PostgreSQL schema (``public``).
-        tables: table names, or tables as ``{name, primary_key, cursor, soft_delete_column, columns}``
-            where a table differs from the defaults below; ``columns`` overrides the type map for
-            some columns: ``{price = "text"}`` (or ``double``, ``bigint``, ``decimal(p,s)``; see
-            docs/products.md for the map).
-        primary_key, cursor, soft_delete_column: defaults for every table; a ``cursor`` of ``""``
-            reloads the table in full each run (still merged), ``soft_delete_column = ""`` disables it.
+        tables: table names or glob patterns (``"*"`` for every table of the schema), or tables as
+            ``{name, primary_key, cursor, soft_delete_column, columns}`` where a table differs from
+            the defaults below; ``columns`` overrides the type map for some columns: ``{price =
+            "text"}`` (or ``double``, ``bigint``, ``decimal(p,s)``; see docs/products.md).
+        exclude: glob patterns of tables to leave out.
+        views: patterns match views and materialized views too (named ones are always loaded).
+        primary_key: the key of tables without a primary-key constraint (when they have its
+            columns); a table's own ``primary_key`` wins over its constraint; ``[]`` for none.
+        cursor: column names tried in order as a table's incremental cursor (default ``updated_at``,
+            ``modified_at``, ``last_modified_at``, ``changed_at``; ``""`` for none: every table is read
+            in full each run, still merged on its key).
+        soft_delete_column: the soft-delete column, where a table has it (``""`` disables it).
         lag_seconds: each run re-reads this many seconds before the last loaded cursor value, so rows
             committed late by long transactions are not missed; merge makes the overlap harmless.
         soft_delete: ``remove`` deletes a row from the destination when its soft-delete column is set;
@@ -120,6 +136,7 @@ def products_source(
         json_as_objects: tables with JSON columns (json, jsonb, arrays) are handed to dlt as rows with
             those values parsed and loaded as ``jsonl``: Snowflake stores JSON text from parquet as a
             VARIANT *string*, so the pipeline turns this on for Snowflake (docs/products.md).
+        parallel: tables are read on dlt's extraction worker threads, several at once.
     """
     if write_disposition not in ("merge", "replace"):
         raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")
@@ -129,17 +146,18 @@ def products_source(
         raise ValueError(f"sources.products.backend={backend!r}: use one of {BACKENDS}")
     if null_cursor not in NULL_CURSOR_MODES:
         raise ValueError(f"sources.products.null_cursor={null_cursor!r}: use one of {NULL_CURSOR_MODES}")
-    defaults = TableSpec(
-        name="",
-        primary_key=_key(primary_key),
-        cursor=cursor or None,
+    defaults = Defaults(
+        primary_key=as_names(primary_key),
+        cursors=DEFAULT_CURSORS if cursor is None else as_names(cursor),
         soft_delete_column=soft_delete_column or None,
     )
-    for spec in table_specs(tables, defaults):
-        yield _table_resource(
-            credentials,
-            schema,
-            spec,
+    engine = _clear_connection_errors(engine_from_credentials(credentials))
+    metadata, plans = discover(engine, schema, tables, defaults, exclude=as_names(exclude), views=bool(views))
+    for plan in plans:
+        resource = _table_resource(
+            engine,
+            metadata,
+            plan,
             lag_seconds=lag_seconds,
             soft_delete=soft_delete,  # type: ignore[arg-type]
             null_cursor=null_cursor,  # type: ignore[arg-type]
@@ -150,48 +168,18 @@ def products_source(
             write_disposition=write_disposition,
             json_as_objects=json_as_objects,
         )
+        yield resource.parallelize() if parallel else resource
 
 
-def table_specs(tables: Sequence[str | dict[str, Any]] | str, defaults: TableSpec) -> list[TableSpec]:
-    """Turn the ``tables`` setting (names, or dicts overriding the defaults) into table specs."""
-    if isinstance(tables, str):
-        tables = [name.strip() for name in tables.split(",") if name.strip()]
-    specs = []
-    for item in tables:
-        if isinstance(item, str):
-            specs.append(TableSpec(item, defaults.primary_key, defaults.cursor, defaults.soft_delete_column))
-            continue
-        if not isinstance(item, dict) or not item.get("name"):
-            raise ValueError(
-                f"sources.products.tables: {item!r} is neither a table name nor a table with a name"
-            )
-        unknown = set(item) - {"name", "primary_key", "cursor", "soft_delete_column", "columns"}
-        if unknown:
-            raise ValueError(
-                f"sources.products.tables: unknown setting(s) {sorted(unknown)} for {item['name']}"
-            )
-        specs.append(
-            TableSpec(
-                name=str(item["name"]),
-                primary_key=_key(item.get("primary_key", defaults.primary_key)),
-                cursor=item.get("cursor", defaults.cursor) or None,
-                soft_delete_column=item.get("soft_delete_column", defaults.soft_delete_column) or None,
-                columns=dict(item.get("columns") or {}),
-            )
-        )
-    if not specs:
-        raise ValueError("sources.products.tables is empty: name at least one table to load")
-    return specs
-
-
-def _key(value: str | Sequence[str]) -> str | tuple[str, ...]:
-    return value if isinstance(value, str) else tuple(value)
+def load_plans(source: Any) -> dict[str, LoadPlan]:
+    """The load plan of each table of a :func:`products_source` (by resource name)."""
+    return {name: resource.load_plan for name, resource in source.resources.items()}
 
 
 def _table_resource(
-    credentials: ConnectionStringCredentials,
-    schema: str,
-    spec: TableSpec,
+    engine: sa.Engine,
+    metadata: sa.MetaData,
+    plan: LoadPlan,
     *,
     lag_seconds: float,
     soft_delete: SoftDelete,
@@ -203,11 +191,12 @@ def _table_resource(
     write_disposition: str,
     json_as_objects: bool = False,
 ) -> DltResource:
-    overrides = {column: override_hint(spec.name, column, value) for column, value in spec.columns.items()}
+    overrides = {column: override_hint(plan.name, column, value) for column, value in plan.columns.items()}
+    merging = write_disposition == "merge" and plan.disposition == "merge"
     incremental = None
-    if spec.cursor:
+    if plan.cursor:  # a full refresh (replace) restarts the cursor from what it reads
         incremental = dlt.sources.incremental(
-            spec.cursor,
+            plan.cursor,
             initial_value=initial_value,
             end_value=end_value,
             lag=lag_seconds or None,
@@ -215,33 +204,42 @@ def _table_resource(
             range_end="open" if end_value is not None else "closed",
         )
     resource = sql_table(
-        credentials=credentials,
-        table=spec.name,
-        schema=schema,
+        credentials=engine,
+        table=plan.name,
+        metadata=metadata,
         incremental=incremental,
         chunk_size=chunk_size,
         backend=backend,
         reflection_level="full_with_precision",
-        defer_table_reflect=True,
-        engine_adapter_callback=_clear_connection_errors,
+        defer_table_reflect=False,
         table_loader_class=(JsonObjectsLoader if json_as_objects else RedactingAdbcLoader)
         if backend == "adbc"
         else None,
         type_adapter_callback=dlt_type,
-        write_disposition=MERGE if write_disposition == "merge" else write_disposition,  # type: ignore[arg-type]
-        query_adapter_callback=_live_rows_only(spec.soft_delete_column)
-        if spec.soft_delete_column and soft_delete == "remove" and write_disposition == "replace"
+        write_disposition=MERGE if merging else "replace",
+        query_adapter_callback=_live_rows_only(plan.soft_delete_column)
+        if plan.soft_delete_column and soft_delete == "remove" and not merging
         else None,
-        primary_key=list(spec.primary_key) if isinstance(spec.primary_key, tuple) else spec.primary_key,
+        primary_key=list(plan.primary_key) or None,  # type: ignore[arg-type]
     )
+    resource.load_plan = plan  # type: ignore[attr-defined]
+    table = metadata.tables[f"{metadata.schema}.{plan.name}"]
+    # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
+    resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
     resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
+    unconstrained: dict[str, Any] = {
+        column.name: {"name": column.name, YIELDING: True}
+        for column in table.columns
+        if is_unconstrained_numeric(column.type) and column.name not in overrides
+    }
+    if unconstrained:  # loaded as decimal(38,9) before text was the default: stays so
+        resource.apply_hints(columns=unconstrained)
     if overrides:
         resource.apply_hints(columns=overrides)
-    if spec.soft_delete_column and soft_delete == "remove":
+    if plan.soft_delete_column and soft_delete == "remove":
         # only merge applies hard_delete; a replace leaves soft-deleted rows out at the source, and
         # sets the hint False so the one kept in the schema from earlier merges does not warn
-        merging = write_disposition == "merge"
-        resource.apply_hints(columns={spec.soft_delete_column: {"hard_delete": merging}})
+        resource.apply_hints(columns={plan.soft_delete_column: {"hard_delete": merging}})
     return resource
 
 
@@ -256,22 +254,6 @@ def _live_rows_only(column: str) -> Any:
     return adapt
 
 
-def _password_forms(password: Any) -> list[str | None]:
-    """The password as typed and as it appears percent-encoded inside a connection URL."""
-    if not password:
-        return []
-    return [str(password), quote_plus(str(password)), quote(str(password), safe="")]
-
-
-def describe(url: sa.URL) -> str:
-    """``database "db" on host:port as user``: where a connection went, without the password."""
-    host = url.host or url.query.get("host") or "localhost"
-    if isinstance(host, tuple):
-        host = host[0]
-    port = f":{url.port}" if url.port else ""
-    return f'database "{url.database}" on {host}{port} as {url.username}'
-
-
 def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
     """Make a failed connection raise :class:`ProductsDatabaseError` naming host and database."""
     url = engine.url
@@ -282,7 +264,7 @@ def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
         try:
             return dialect.loaded_dbapi.connect(*cargs, **cparams)
         except dialect.loaded_dbapi.Error as exc:
-            reason = redact_text(str(exc).strip(), _password_forms(password))
+            reason = redact_text(str(exc).strip(), password_forms(password))
             raise ProductsDatabaseError(
                 f"products: could not connect to PostgreSQL {describe(url)}: {reason}"
             ) from None
@@ -297,7 +279,7 @@ class RedactingAdbcLoader(AdbcTableLoader):
         try:
             yield from self.items(backend_kwargs)
         except ReadError as exc:
-            reason = redact_text(str(exc), _password_forms(self.engine.url.password))
+            reason = redact_text(str(exc), password_forms(self.engine.url.password))
             raise ProductsDatabaseError(
                 f"products: reading {self.table.name} from PostgreSQL {describe(self.engine.url)} "
                 f"failed: {reason}"

@@ -77,23 +77,45 @@ def test_a_new_column_of_an_exotic_type_flows_through(
     assert duckdb_types(warehouse)["c_new_range"] == "VARCHAR"
 
 
-def test_a_numeric_no_mapping_can_hold_fails_at_extract_naming_the_column(
-    everything_db: EverythingDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+def test_every_value_of_a_plain_numeric_loads_exactly_as_text(
+    everything_db: EverythingDb, warehouse: Warehouse
 ) -> None:
+    """An unconstrained ``numeric`` holds any scale, ``NaN`` and ``Infinity``: it loads as PostgreSQL's
+    text form by default (it used to fail the run: "does not fit decimal128(38, 9)")."""
+    everything_db.add_row(3, values=False)
+    everything_db.add_row(4, values=False)
+    everything_db.add_row(5, values=False)
     everything_db.execute("update everything set c_numeric = 'NaN' where id = 2")
-    with pytest.raises(PipelineStepFailed) as failed:
-        products.run()
-    assert failed.value.step == "extract"
-    assert "column c_numeric" in str(failed.value) and 'columns = {price = "text"}' in str(failed.value)
-    assert not products.create_pipeline().has_pending_data  # nothing left to block later runs
-    monkeypatch.setenv(
-        "SOURCES__PRODUCTS__TABLES", '[{"name": "everything", "columns": {"c_numeric": "text"}}]'
-    )
-    products.run()  # the override comes before the column's first load (types are frozen after it)
+    everything_db.execute("update everything set c_numeric = 1::numeric / 7 where id = 3")
+    everything_db.execute("update everything set c_numeric = '-Infinity' where id = 4")
+    everything_db.execute("update everything set c_numeric = 1e60 + 0.000000000001 where id = 5")
+    products.run()
+    assert duckdb_types(warehouse)["c_numeric"] == "VARCHAR"
     assert warehouse.query("select id, c_numeric from products.everything order by id") == [
         (1, "15.25"),
         (2, "NaN"),
+        (3, "0.14285714285714285714"),
+        (4, "-Infinity"),
+        (5, "1000000000000000000000000000000000000000000000000000000000000.000000000001"),
     ]
+
+
+def test_a_plain_numeric_loaded_as_a_decimal_before_keeps_loading_as_one(
+    everything_db: EverythingDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warehouses loaded when plain ``numeric`` became ``decimal(38,9)`` keep that column type: the new
+    default gives way to the recorded one rather than refusing a type change nobody made."""
+    monkeypatch.setenv(
+        "SOURCES__PRODUCTS__TABLES", '[{"name": "everything", "columns": {"c_numeric": "decimal(38,9)"}}]'
+    )
+    products.run()  # as the old default loaded it
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", '["everything"]')
+    everything_db.execute("update everything set c_numeric = 2.5, updated_at = now() where id = 1")
+    assert products.run().rows_by_table == {"everything": 1}
+    assert duckdb_types(warehouse)["c_numeric"] == "DECIMAL(38,9)"
+    assert warehouse.scalar("select c_numeric from products.everything where id = 1") == decimal.Decimal(
+        "2.5"
+    )
 
 
 def test_column_overrides_choose_double_or_a_decimal(
