@@ -130,3 +130,5 @@ def test_deploy_job_uses_oidc_secrets_and_prefect_deploy_all() -> None:
     assert action(job, "actions/checkout")["with"]["ref"] == "${{ inputs.commit }}"
     assert "uv run prefect --no-prompt deploy --all" in runs(job)
     assert "uv sync --frozen --compile-bytecode" in runs(job)
+    register = [r for r in runs(job) if "uv run python -m tools.alerts register" in r]
+    assert register, "CD sets the workspace up: the notification block and every automation"

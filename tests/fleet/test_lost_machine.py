@@ -45,6 +45,7 @@ from tests.fixtures.warehouse import Warehouse
 from tests.fleet.test_fleet import ALERT_BLOCK, CLIENT_RETRIES, POOL, RUN_TIMEOUT, Fleet, make_workers
 from tests.reliability.scenarios import assert_rows_belong_to_completed_loads
 from tools.automations import ZOMBIE_MESSAGE
+from utils.orchestration import LEASE_SECONDS
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -53,6 +54,8 @@ TEST_ZOMBIE_AFTER_SECONDS = 60
 CRASH_BOUND_SECONDS = TEST_ZOMBIE_AFTER_SECONDS + 5 + 25
 """The automation's window, the server's 5 s proactive evaluation, and room for a loaded machine. The
 run's last heartbeat came before the loss, so this bounds the time from the loss to ``Crashed``."""
+SLOT_BOUND_SECONDS = LEASE_SECONDS + 15 + 30
+"""The single-flight lease, the repossessor's loop, and room for a loaded machine."""
 
 
 @dataclass
@@ -196,8 +199,11 @@ def test_a_lost_machine_is_crashed_alerted_and_freed_and_the_next_run_loads_once
     [alert] = alerts_for(webhook_server, lost_run)
     assert "crashed" in alert["subject"], alert
 
-    # its slots are free: the pipeline's single-flight lease and the deployment's concurrency slot
-    assert fleet.active_slots("products") == 0
+    # its slots are free: the deployment's concurrency slot (released by Crashed) and the pipeline's
+    # single-flight lease (expired: 60 s, then the repossessor's 15 s loop; a production window of
+    # 180 s has freed it before the run is Crashed)
+    fleet.wait_slot_free("products", timeout=max(1.0, lost_at + SLOT_BOUND_SECONDS - time.monotonic()))
+    slot_free_after = time.monotonic() - lost_at
     limit = fleet.client.read_deployment(fleet.deployments["products-daily"].id).global_concurrency_limit
     assert limit is not None and limit.active_slots == 0
 
@@ -213,7 +219,8 @@ def test_a_lost_machine_is_crashed_alerted_and_freed_and_the_next_run_loads_once
     rows = check_products(warehouse, products_source)
     print(
         f"\nlost machine: Crashed {crashed_after:.0f} s after the loss (bound {CRASH_BOUND_SECONDS} s), "
-        f"1 alert, next run {done.name} loaded {rows} products"
+        f"single-flight slot free after {slot_free_after:.0f} s, 1 alert, "
+        f"next run {done.name} loaded {rows} products"
     )
 
 
