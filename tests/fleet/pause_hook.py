@@ -58,7 +58,7 @@ def _probe(directory: str) -> None:
     from pathlib import Path
 
     versions: dict[str, str | None] = {}
-    for name in ("prefect", "dlt", "xmltodict"):
+    for name in os.environ.get("FLEET_PROBE_PACKAGES", "prefect,dlt,pytest-timeout").split(","):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -67,6 +67,8 @@ class Workspace:
     env: dict[str, str]
     process: subprocess.Popen[bytes]
     deployments: dict[str, Any]
+    bare: Path = Path()
+    """The repository workers clone (a bare copy of HEAD)."""
 
     def restart(self, down_seconds: float) -> None:
         stop_server(self.process, signal.SIGKILL)
@@ -84,6 +86,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, webhook_server: FakeWebh
     space = Workspace(server, root, env, start_server(server, root, env), {})
     try:
         bare, commit = bare_copy_of_head(root)
+        space.bare = bare
         deploy_env = server.env(PREFECT_WORK_POOL=POOL, DEPLOY_REPOSITORY_URL=str(bare), DEPLOY_COMMIT=commit)
         server.cli("work-pool", "create", POOL, "--type", "process", "--overwrite", cwd=root)
         for n in range(2):
@@ -175,6 +178,7 @@ def test_a_lost_machine_is_crashed_alerted_and_freed_and_the_next_run_loads_once
     assert facts["flow_run_id"] == str(lost_run.id)
     assert Path(facts["prefix"]).resolve() != Path(sys.prefix).resolve(), "ran in the worker's environment"
     assert Path(facts["prefix"]).resolve().is_relative_to(w0.root), "not in the clone's environment"
+    assert facts["versions"]["pytest-timeout"] is None, "a dev dependency in the run's environment"
 
     # the machine goes: the worker and the flow run's process group, nothing left to report
     assert w0.process is not None
@@ -244,3 +248,43 @@ def test_the_api_restarting_under_a_running_flow_loses_no_run(
         fleet.assert_completed(fleet.run("products-daily", queue="w1"))
     check_products(warehouse, products_source)
     print(f"\nAPI restart ({down_seconds} s down) under a running flow: it ended {finished.state.name}")
+
+
+def git(*args: str, cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
+    workspace: Workspace, lost_fleet: Fleet, tmp_path: Path
+) -> None:
+    """A commit that adds a runtime dependency (pytest-timeout, until then only in the dev group, so
+    ``uv lock --offline`` needs nothing new) runs with it installed, without touching the workers."""
+    work = tmp_path / "change"
+    git("clone", "--quiet", str(workspace.bare), str(work), cwd=tmp_path)
+    pyproject = work / "pyproject.toml"
+    text = pyproject.read_text()
+    last = '    "croniter>=7.0.0",\n]'
+    assert last in text
+    pyproject.write_text(text.replace(last, last[:-1] + '    "pytest-timeout>=2.3",\n]', 1))
+    subprocess.run(["uv", "lock", "--offline"], cwd=work, check=True, capture_output=True, timeout=120)
+    assert "pytest-timeout" in git("diff", "uv.lock", cwd=work), "the lock did not change"
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qam", "add a dependency", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    commit = git("rev-parse", "HEAD", cwd=work)
+
+    server = workspace.server
+    env = server.env(PREFECT_WORK_POOL=POOL, DEPLOY_REPOSITORY_URL=str(workspace.bare), DEPLOY_COMMIT=commit)
+    server.cli("deploy", "--name", "currencies-weekly", cwd=REPO_ROOT, env=env)
+    deployment = lost_fleet.client.read_deployment(workspace.deployments["currencies-weekly"].id)
+    assert deployment.version == commit
+
+    lost_fleet.pause_next()
+    run = lost_fleet.run("currencies-weekly", queue="w1")
+    [(pid, _)] = lost_fleet.wait_paused(1).items()
+    facts = probe(lost_fleet, pid)
+    lost_fleet.release(pid)
+    lost_fleet.assert_completed(run)
+    assert facts["flow_run_id"] == str(run.id)
+    assert Path(facts["prefix"]).resolve().is_relative_to(lost_fleet.workers[1].root)
+    assert facts["versions"]["pytest-timeout"] is not None, "the run did not get its commit's dependencies"
