@@ -83,6 +83,9 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, webhook_server: FakeWebh
         api_url=f"http://127.0.0.1:{free_port()}/api", home=root / "home", log=root / "server.log"
     )
     env = server_env(server, root, idle=tuple(s for s in _IDLE_SERVICES if s != "TRIGGERS"))
+    # Concurrency leases on disk (PREFECT_HOME), as docs/deploying.md asks of a self-hosted server: in
+    # Prefect's default memory storage a restart forgets the leases of slots the database still counts.
+    env["PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE"] = "prefect.server.concurrency.lease_storage.filesystem"
     space = Workspace(server, root, env, start_server(server, root, env), {})
     try:
         bare, commit = bare_copy_of_head(root)
@@ -228,26 +231,35 @@ def test_a_lost_machine_is_crashed_alerted_and_freed_and_the_next_run_loads_once
     )
 
 
-@pytest.mark.parametrize("down_seconds", [15])
-def test_the_api_restarting_under_a_running_flow_loses_no_run(
+def test_the_api_restarting_under_a_running_flow_loses_no_run_and_frees_its_slot(
     workspace: Workspace,
     lost_fleet: Fleet,
     products_source: ProductsSource,
     warehouse: Warehouse,
-    down_seconds: float,
 ) -> None:
     fleet = lost_fleet
+    down_seconds = 15
     fleet.pause_next()
     run = fleet.run("products-daily", queue="w0")
     [(pid, _)] = fleet.wait_paused(1).items()
+    mark = time.monotonic()
     workspace.restart(down_seconds)
+    restarted = time.monotonic() - mark
     fleet.release(pid)
     [finished] = fleet.wait(run, timeout=RUN_TIMEOUT)
-    assert finished.state.is_completed() or finished.state.is_crashed(), finished.state
-    if not finished.state.is_completed():
-        fleet.assert_completed(fleet.run("products-daily", queue="w1"))
+    ended = time.monotonic() - mark
+    # finished (or failed, or crashed, and the next run recovers): never left running
+    assert finished.state.is_final(), finished.state
+    # and the pipeline is not locked: the single-flight slot survives the restart only as a lease the
+    # server still knows (lease storage on disk), released at the end of the run or expired
+    fleet.wait_slot_free("products", timeout=SLOT_BOUND_SECONDS)
+    products_source.db.execute("update products set price = price + 1, updated_at = now() where id = 5")
+    fleet.assert_completed(fleet.run("products-daily", queue="w1"))
     check_products(warehouse, products_source)
-    print(f"\nAPI restart ({down_seconds} s down) under a running flow: it ended {finished.state.name}")
+    print(
+        f"\nAPI restart ({down_seconds} s down, healthy again after {restarted:.0f} s) under a running flow:"
+        f" it ended {finished.state.name} {ended:.0f} s after the kill; the next run loaded every row once"
+    )
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -261,7 +273,7 @@ def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
     """A commit that adds a runtime dependency (pytest-timeout, until then only in the dev group, so
     ``uv lock --offline`` needs nothing new) runs with it installed, without touching the workers."""
     work = tmp_path / "change"
-    git("clone", "--quiet", str(workspace.bare), str(work), cwd=tmp_path)
+    git("clone", "--quiet", "--branch", "main", str(workspace.bare), str(work), cwd=tmp_path)
     pyproject = work / "pyproject.toml"
     text = pyproject.read_text()
     last = '    "croniter>=7.0.0",\n]'
