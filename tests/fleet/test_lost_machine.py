@@ -182,6 +182,8 @@ def test_a_lost_machine_is_crashed_alerted_and_freed_and_the_next_run_loads_once
     assert Path(facts["prefix"]).resolve() != Path(sys.prefix).resolve(), "ran in the worker's environment"
     assert Path(facts["prefix"]).resolve().is_relative_to(w0.root), "not in the clone's environment"
     assert facts["versions"]["pytest-timeout"] is None, "a dev dependency in the run's environment"
+    commit = fleet.deployments["products-daily"].version
+    assert Path(facts["prefix"]).name == f"data-pipelines-env-{commit}", "not the commit's environment"
 
     # the machine goes: the worker and the flow run's process group, nothing left to report
     assert w0.process is not None
@@ -299,4 +301,5 @@ def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
     lost_fleet.assert_completed(run)
     assert facts["flow_run_id"] == str(run.id)
     assert Path(facts["prefix"]).resolve().is_relative_to(lost_fleet.workers[1].root)
+    assert Path(facts["prefix"]).name == f"data-pipelines-env-{commit}"
     assert facts["versions"]["pytest-timeout"] is not None, "the run did not get its commit's dependencies"
