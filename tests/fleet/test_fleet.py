@@ -68,6 +68,10 @@ RUN_TIMEOUT = 240.0
 # Prefect's client retries a 503 (the server's SQLite busy) with backoff 2, 4, 8 ... s: 5 tries (its
 # default, about a minute) were not enough for this test on a loaded 2-core CI machine; 7 wait ~4 min.
 CLIENT_RETRIES = 7
+TEST_RUN_ENV = {"UV_COMPILE_BYTECODE": "0", "PYTHONDONTWRITEBYTECODE": ""}
+"""Per-run job variables of the fleet tests: instead of compiling every file of a new commit's
+environment once (``prefect.yaml``; about a minute on this machine, per worker), Python writes the
+bytecode of what the runs import, as they import it."""
 
 
 @dataclass
@@ -326,6 +330,7 @@ def fleet(
     ):
         deployments = {d.name: d for d in client.read_deployments()}
         fleet = Fleet(prefect_server, client, workers, pause_dir, deployments)
+        fleet.job_variables = {"env": TEST_RUN_ENV}
         for worker in workers:
             worker.start()
         try:

@@ -42,7 +42,15 @@ from tests.fixtures.prefect_server import (
     stop_server,
 )
 from tests.fixtures.warehouse import Warehouse
-from tests.fleet.test_fleet import ALERT_BLOCK, CLIENT_RETRIES, POOL, RUN_TIMEOUT, Fleet, make_workers
+from tests.fleet.test_fleet import (
+    ALERT_BLOCK,
+    CLIENT_RETRIES,
+    POOL,
+    RUN_TIMEOUT,
+    TEST_RUN_ENV,
+    Fleet,
+    make_workers,
+)
 from tests.reliability.scenarios import assert_rows_belong_to_completed_loads
 from tools.automations import ZOMBIE_MESSAGE
 from utils.orchestration import LEASE_SECONDS
@@ -132,7 +140,8 @@ def lost_fleet(
         SyncPrefectClient(api=server.api_url) as client,
     ):
         fleet = Fleet(server, client, workers, tmp_path / "pause", workspace.deployments)
-        fleet.job_variables = {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(TEST_HEARTBEAT_SECONDS)}}
+        heartbeat = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(TEST_HEARTBEAT_SECONDS)}
+        fleet.job_variables = {"env": TEST_RUN_ENV | heartbeat}
         webhook_server.reset()
         for worker in workers:
             worker.start()
