@@ -31,6 +31,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, tempor
 from tests.deploy.project import REPO_ROOT
 from tests.deploy.test_deploy_e2e import bare_copy_of_head
 from tests.fakes.frankfurter import FakeFrankfurter
+from tests.fakes.hubspot import FakeHubSpot
 from tests.fakes.webhook import FakeWebhook
 from tests.fixtures.postgres import ProductsSource
 from tests.fixtures.prefect_server import (
@@ -128,6 +129,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, webhook_server: FakeWebh
 def lost_fleet(
     workspace: Workspace,
     frankfurter: FakeFrankfurter,
+    hubspot: FakeHubSpot,
     products_source: ProductsSource,
     warehouse: Warehouse,
     webhook_server: FakeWebhook,
@@ -279,10 +281,11 @@ def git(*args: str, cwd: Path) -> str:
 
 
 def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
-    workspace: Workspace, lost_fleet: Fleet, tmp_path: Path
+    workspace: Workspace, lost_fleet: Fleet, hubspot: FakeHubSpot, warehouse: Warehouse, tmp_path: Path
 ) -> None:
     """A commit that adds a runtime dependency (pytest-timeout, until then only in the dev group, so
-    ``uv lock --offline`` needs nothing new) runs with it installed, without touching the workers."""
+    ``uv lock --offline`` needs nothing new) runs with it installed, without touching the workers. The
+    run is the HubSpot pipeline's: it loads every record exactly once through the fleet."""
     work = tmp_path / "change"
     git("clone", "--quiet", "--branch", "main", str(workspace.bare), str(work), cwd=tmp_path)
     pyproject = work / "pyproject.toml"
@@ -298,12 +301,16 @@ def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
 
     server = workspace.server
     env = server.env(PREFECT_WORK_POOL=POOL, DEPLOY_REPOSITORY_URL=str(workspace.bare), DEPLOY_COMMIT=commit)
-    server.cli("deploy", "--name", "currencies-weekly", cwd=REPO_ROOT, env=env)
-    deployment = lost_fleet.client.read_deployment(workspace.deployments["currencies-weekly"].id)
+    server.cli("deploy", "--name", "hubspot-daily", cwd=REPO_ROOT, env=env)
+    deployment = lost_fleet.client.read_deployment(workspace.deployments["hubspot-daily"].id)
     assert deployment.version == commit
 
+    added = {
+        kind: len(hubspot.add(kind, count))
+        for kind, count in (("contacts", 120), ("companies", 15), ("deals", 25))
+    }
     lost_fleet.pause_next()
-    run = lost_fleet.run("currencies-weekly", queue="w1")
+    run = lost_fleet.run("hubspot-daily", queue="w1")
     [(pid, _)] = lost_fleet.wait_paused(1).items()
     facts = probe(lost_fleet, pid)
     lost_fleet.release(pid)
@@ -312,3 +319,8 @@ def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
     assert Path(facts["prefix"]).resolve().is_relative_to(lost_fleet.workers[1].root)
     assert Path(facts["prefix"]).name == f"data-pipelines-env-{commit}"
     assert facts["versions"]["pytest-timeout"] is not None, "the run did not get its commit's dependencies"
+
+    for kind, count in added.items():
+        rows, ids = warehouse.query(f"select count(*), count(distinct id) from hubspot.{kind}")[0]
+        assert rows == ids == count, f"hubspot.{kind}: {rows} rows, {ids} ids, {count} records"
+    assert_rows_belong_to_completed_loads(warehouse, "hubspot")
