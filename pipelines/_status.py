@@ -151,12 +151,41 @@ def last_failures(names: list[str]) -> dict[str, str | None]:
                     limit=1,
                 )
                 state = runs[0].state if runs else None
+                state = newer_crash(client, name, state)
                 if state is not None and not state.is_completed():
                     message = " ".join((state.message or "").split())
                     found[name] = f"{state.timestamp:%Y-%m-%d %H:%M} UTC {state.name}: {message}"[:300]
     except Exception as exc:  # the warehouse still answers when Prefect does not
         logger.warning("cannot read runs from Prefect (%s): last failures not shown", describe_error(exc))
     return found
+
+
+def newer_crash(client: Any, name: str, task_state: Any) -> Any:
+    """The newest finished flow run of ``name``'s deployments when it crashed after ``task_state``:
+    a run whose process or machine was lost (marked ``Crashed`` by the worker or by the zombie
+    automation, ``tools/automations.py``) never finishes its load task, so only its flow run tells."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    finished = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED]
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=["dlt", name]),
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=finished)),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=1,
+    )
+    state = runs[0].state if runs else None
+    if state is None or not state.is_crashed():
+        return task_state
+    return state if task_state is None or state.timestamp > task_state.timestamp else task_state
 
 
 def render_text(statuses: list[PipelineStatus]) -> str:

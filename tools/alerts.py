@@ -1,25 +1,48 @@
-"""Register and test the alert notification block that failed runs send through (``utils/alerts.py``).
+"""Set a Prefect workspace up: the alert notification block failed runs send through
+(``utils/alerts.py``) and every automation (``tools/automations.py``). CD runs ``register``.
 
     uv run python -m tools.alerts register --slack-webhook-url https://hooks.slack.com/services/...
     uv run python -m tools.alerts register --webhook-url https://alerts.example.org/hook
     uv run python -m tools.alerts test      # sends a test alert
 
-E-mail works the same way through a Prefect e-mail or Apprise block saved under the block's name.
+``register`` is idempotent: it replaces the block and each automation of the same name. E-mail works
+the same way through a Prefect e-mail or Apprise block saved under the block's name.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import cast
+from uuid import UUID
 
 from prefect.blocks.abstract import NotificationBlock
 from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 
+from tools import automations
 from utils.alerts import block_name, send_alert
 
 
-def register(url: str, *, slack: bool, overwrite: bool = True) -> None:
-    """Save the alert notification block (Slack webhook or generic JSON webhook)."""
+def register(
+    url: str,
+    *,
+    slack: bool,
+    overwrite: bool = True,
+    zombie_after_seconds: float = automations.ZOMBIE_AFTER_SECONDS,
+) -> None:
+    """Save the alert notification block (Slack webhook or generic JSON webhook), then apply every
+    automation: lost runs are marked Crashed and alerted on through that block."""
+    block_id = save_block(url, slack=slack, overwrite=overwrite)
+    automations.apply(
+        [
+            automations.zombie_automation(zombie_after_seconds),
+            automations.zombie_alert_automation(block_id),
+        ]
+    )
+
+
+def save_block(url: str, *, slack: bool, overwrite: bool = True) -> UUID:
+    """Save the alert notification block and return its document id."""
     block: NotificationBlock
     if slack:
         block = SlackWebhook(url=url)  # type: ignore[arg-type]
@@ -31,7 +54,11 @@ def register(url: str, *, slack: bool, overwrite: bool = True) -> None:
             headers=None,
             cookies=None,
         )
-    block.save(block_name(), overwrite=overwrite)
+    return cast(UUID, block.save(block_name(), overwrite=overwrite))
+
+
+MIN_HEARTBEAT_SECONDS = 30
+"""Prefect's shortest flow-run heartbeat."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,11 +68,30 @@ def main(argv: list[str] | None = None) -> int:
     target = reg.add_mutually_exclusive_group(required=True)
     target.add_argument("--slack-webhook-url")
     target.add_argument("--webhook-url")
+    reg.add_argument(
+        "--zombie-after",
+        type=float,
+        default=automations.ZOMBIE_AFTER_SECONDS,
+        metavar="SECONDS",
+        help=(
+            "mark a run Crashed after this long without a heartbeat (default %(default).0f: "
+            f"{automations.MISSED_HEARTBEATS} x the {automations.HEARTBEAT_SECONDS} s heartbeat of "
+            "prefect.yaml)"
+        ),
+    )
     sub.add_parser("test", help="send a test alert through the registered block")
     args = parser.parse_args(argv)
     if args.command == "register":
-        register(args.slack_webhook_url or args.webhook_url, slack=bool(args.slack_webhook_url))
+        if args.zombie_after < 2 * MIN_HEARTBEAT_SECONDS:
+            parser.error(f"--zombie-after must be at least {2 * MIN_HEARTBEAT_SECONDS} s (two heartbeats)")
+        register(
+            args.slack_webhook_url or args.webhook_url,
+            slack=bool(args.slack_webhook_url),
+            zombie_after_seconds=args.zombie_after,
+        )
         print(f"registered notification block {block_name()!r}")
+        names = (automations.ZOMBIE_AUTOMATION, automations.ZOMBIE_ALERT_AUTOMATION)
+        print("applied automations " + ", ".join(repr(n) for n in names))
         return 0
     sent = send_alert("data-pipelines: test alert", "If you can read this, failed runs will reach you.")
     print("sent" if sent else f"not sent: register the block {block_name()!r} first", file=sys.stderr)

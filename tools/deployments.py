@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from declarations import Declaration, declarations
 from tools import dbt_sources
+from tools.automations import HEARTBEAT_SECONDS
 from tools.deploy_env import MissingDeployEnvError, require_env
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
@@ -214,7 +215,11 @@ def environment() -> Environment:
 
 def render_prefect_yaml(found: dict[str, Declaration]) -> str:
     entries = deployments(found)
-    text = environment().get_template("prefect.yaml.j2").render(deployments=entries)
+    text = (
+        environment()
+        .get_template("prefect.yaml.j2")
+        .render(deployments=entries, heartbeat_seconds=HEARTBEAT_SECONDS)
+    )
     loaded = yaml.safe_load(text)["deployments"]  # what Prefect will read must be what was declared
     keys = ("name", "entrypoint", "description", "tags", "parameters", "schedules")
     if [{k: e[k] for k in keys} for e in loaded] != [{k: e[k] for k in keys} for e in entries]:

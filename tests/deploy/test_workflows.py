@@ -133,3 +133,5 @@ def test_deploy_job_uses_oidc_secrets_and_prefect_deploy_all() -> None:
     check = commands.index("uv run python -m tools.deployments check-env")
     assert check < commands.index("uv run prefect --no-prompt deploy --all")
     assert "uv sync --frozen --compile-bytecode" in runs(job)
+    register = [r for r in runs(job) if "uv run python -m tools.alerts register" in r]
+    assert register, "CD sets the workspace up: the notification block and every automation"

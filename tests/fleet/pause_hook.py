@@ -5,6 +5,9 @@ is set and the test has created ``<dir>/arm-<n>`` files, each process that start
 claims one (an atomic rename, so one run pauses per file), writes ``<dir>/paused-<pid>`` with the table name
 and waits for ``<dir>/release-<pid>`` (at most 120 s). The test SIGKILLs that pid, or cuts the worker's
 Prefect API while it waits. Everything else - Prefect, dlt, the destination - is the real thing.
+
+Each process of a flow run also writes ``<dir>/probe-<pid>.json``: its flow run, ``sys.prefix`` and a
+few package versions, so a test can tell which Python environment the run really used.
 """
 
 import os
@@ -46,6 +49,28 @@ def _install(directory: str) -> None:
 
     RunnableLoadJob.run_managed = paused  # type: ignore[method-assign]
 
+
+def _probe(directory: str) -> None:
+    """Record which Python environment this process of a flow run runs in: ``probe-<pid>.json``."""
+    import json
+    import sys
+    from importlib import metadata
+    from pathlib import Path
+
+    versions: dict[str, str | None] = {}
+    for name in os.environ.get("FLEET_PROBE_PACKAGES", "prefect,dlt,pytest-timeout").split(","):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    facts = {"flow_run_id": os.environ["PREFECT__FLOW_RUN_ID"], "prefix": sys.prefix, "versions": versions}
+    partial = Path(directory) / f"probe-{os.getpid()}.tmp"
+    partial.write_text(json.dumps(facts))
+    os.replace(partial, Path(directory) / f"probe-{os.getpid()}.json")
+
+
+if _DIR and os.environ.get("PREFECT__FLOW_RUN_ID"):
+    _probe(_DIR)
 
 if _DIR:
     import contextlib

@@ -68,6 +68,10 @@ RUN_TIMEOUT = 240.0
 # Prefect's client retries a 503 (the server's SQLite busy) with backoff 2, 4, 8 ... s: 5 tries (its
 # default, about a minute) were not enough for this test on a loaded 2-core CI machine; 7 wait ~4 min.
 CLIENT_RETRIES = 7
+TEST_RUN_ENV = {"UV_COMPILE_BYTECODE": "0", "PYTHONDONTWRITEBYTECODE": ""}
+"""Per-run job variables of the fleet tests: instead of compiling every file of a new commit's
+environment once (``prefect.yaml``; about a minute on this machine, per worker), Python writes the
+bytecode of what the runs import, as they import it."""
 
 
 @dataclass
@@ -127,6 +131,8 @@ class Fleet:
     deployments: dict[str, Any]
     started: list[Any] = field(default_factory=list)
     crashed_on_purpose: int = 0
+    job_variables: dict[str, Any] | None = None
+    """Per-run overrides of the deployments' job variables (a shorter heartbeat in tests)."""
 
     def run(self, deployment: str, queue: str = "default", **parameters: Any) -> Any:
         # the key makes the client's retries safe: a request the server committed but answered with a
@@ -136,6 +142,7 @@ class Fleet:
             parameters=parameters or None,
             work_queue_name=queue,
             idempotency_key=uuid.uuid4().hex,
+            job_variables=self.job_variables,
         )
         self.started.append(run)
         return run
@@ -249,6 +256,39 @@ def check_destination(
     return figures
 
 
+def make_workers(server: PrefectServer, tmp_path: Path, pause_dir: Path, api_urls: list[str]) -> list[Worker]:
+    """One worker (not started) per API URL, each in a directory of its own, with the pause hook."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    shutil.copy(Path(__file__).with_name("pause_hook.py"), hooks / "sitecustomize.py")
+    pause_dir.mkdir()
+    # Each run syncs its clone's environment from uv's cache: the machine's warm one, not an empty one
+    # under the worker's HOME (a cold cache is measured in docs/deploying.md).
+    uv_cache = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True).stdout
+    workers = []
+    for n, api_url in enumerate(api_urls):
+        root = tmp_path / f"w{n}"
+        for sub in ("home", "work", "dlt", "prefect"):
+            (root / sub).mkdir(parents=True)
+        env = server.env(
+            HOME=str(root / "home"),
+            PREFECT_HOME=str(root / "prefect"),
+            PREFECT_API_URL=api_url,
+            DLT_DATA_DIR=str(root / "dlt"),
+            PYTHONPATH=str(hooks),
+            FLEET_PAUSE_DIR=str(pause_dir),
+            DATA_PIPELINES_ALERT_BLOCK=ALERT_BLOCK,
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PREFECT_WORKER_HEARTBEAT_SECONDS="5",
+            PREFECT_CLIENT_MAX_RETRIES=str(CLIENT_RETRIES),
+            SOURCES__EXCHANGE_RATES__QUOTES=QUOTES,
+            TMPDIR=str(root / "home"),
+            UV_CACHE_DIR=uv_cache.strip(),
+        )
+        workers.append(Worker(f"w{n}", root, env))
+    return workers
+
+
 # the fleet ------------------------------------------------------------------------------------------
 @pytest.fixture
 def fleet(
@@ -277,41 +317,20 @@ def fleet(
         timeout=120,
     )
 
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    shutil.copy(Path(__file__).with_name("pause_hook.py"), hooks / "sitecustomize.py")
     pause_dir = tmp_path / "pause"
-    pause_dir.mkdir()
     api = urlsplit(prefect_server.api_url)
     proxy = CuttableProxy(api.hostname or "127.0.0.1", int(api.port or 80))
-    workers = []
-    for n in range(2):
-        root = tmp_path / f"w{n}"
-        for sub in ("home", "work", "dlt", "prefect"):
-            (root / sub).mkdir(parents=True)
-        # w1 reaches the API through the proxy the test can cut
-        api_url = prefect_server.api_url if n == 0 else f"http://127.0.0.1:{proxy.port}/api"
-        env = prefect_server.env(
-            HOME=str(root / "home"),
-            PREFECT_HOME=str(root / "prefect"),
-            PREFECT_API_URL=api_url,
-            DLT_DATA_DIR=str(root / "dlt"),
-            PYTHONPATH=str(hooks),
-            FLEET_PAUSE_DIR=str(pause_dir),
-            DATA_PIPELINES_ALERT_BLOCK=ALERT_BLOCK,
-            PREFECT_WORKER_QUERY_SECONDS="1",
-            PREFECT_WORKER_HEARTBEAT_SECONDS="5",
-            PREFECT_CLIENT_MAX_RETRIES=str(CLIENT_RETRIES),
-            SOURCES__EXCHANGE_RATES__QUOTES=QUOTES,
-            TMPDIR=str(root / "home"),
-        )
-        workers.append(Worker(f"w{n}", root, env))
+    # w1 reaches the API through the proxy the test can cut
+    workers = make_workers(
+        prefect_server, tmp_path, pause_dir, [prefect_server.api_url, f"http://127.0.0.1:{proxy.port}/api"]
+    )
     with (
         temporary_settings({PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}),
         SyncPrefectClient(api=prefect_server.api_url) as client,
     ):
         deployments = {d.name: d for d in client.read_deployments()}
         fleet = Fleet(prefect_server, client, workers, pause_dir, deployments)
+        fleet.job_variables = {"env": TEST_RUN_ENV}
         for worker in workers:
             worker.start()
         try:
