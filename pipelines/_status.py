@@ -16,7 +16,7 @@ from typing import Any
 
 import declarations as catalogue
 from pipelines import pipeline_module
-from utils.checks import CheckResult, freshness_result, table_checks, worst
+from utils.checks import CheckResult, pipeline_checks, worst
 from utils.freshness import Freshness, human, newest_load, rows_in_load
 from utils.runner import describe_error
 
@@ -113,26 +113,18 @@ def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus
     except Exception as exc:  # one unreadable destination must not hide the others
         status.state = "UNKNOWN"
         status.error = describe_error(exc)
-    status.checks = [c.as_dict() for c in pipeline_checks(name, pipeline, status, bound, now)]
+    status.checks = [c.as_dict() for c in _checks(name, pipeline, status, bound, now)]
     return status
 
 
-def pipeline_checks(
+def _checks(
     name: str, pipeline: Any, status: PipelineStatus, bound: dt.timedelta, now: dt.datetime
 ) -> list[CheckResult]:
     """Freshness as the status line judged it, then volume and schema per table (utils/checks.py)."""
-    freshness = Freshness(name, status.destination, status.dataset, status.last_load, bound, now)
-    results = [freshness_result(freshness)]
     if status.state == "UNKNOWN":
-        results[0] = CheckResult(None, "freshness", "fail", f"cannot read destination: {status.error}")
-        return results
-    try:
-        results += table_checks(pipeline, name)
-    except Exception as exc:  # the freshness line still stands
-        results.append(
-            CheckResult(None, "volume", "fail", f"cannot read load metrics: {describe_error(exc)}")
-        )
-    return results
+        return [CheckResult(None, "freshness", "fail", f"cannot read destination: {status.error}")]
+    freshness = Freshness(name, status.destination, status.dataset, status.last_load, bound, now)
+    return pipeline_checks(pipeline, name, freshness)
 
 
 def checks_cell(checks: list[dict[str, Any]]) -> str:

@@ -105,6 +105,17 @@ def history(pipeline: dlt.Pipeline) -> dict[str, list[LoadMetrics]]:
     return found
 
 
+def pipeline_checks(pipeline: dlt.Pipeline, pipeline_name: str, freshness: Freshness) -> list[CheckResult]:
+    """Freshness, then volume and schema per table; unreadable metrics are a failed check, not an error."""
+    results = [freshness_result(freshness)]
+    try:
+        results += table_checks(pipeline, pipeline_name)
+    except Exception as exc:  # the freshness result still stands
+        reason = f"{type(exc).__name__}: {exc}"
+        results.append(CheckResult(None, "volume", "fail", f"cannot read load metrics: {reason}"))
+    return results
+
+
 def table_checks(pipeline: dlt.Pipeline, pipeline_name: str | None = None) -> list[CheckResult]:
     """``volume`` and ``schema`` of every table with metrics, with the declaration's thresholds."""
     settings = declaration(pipeline_name or pipeline.pipeline_name).checks
