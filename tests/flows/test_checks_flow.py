@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.states import State
 from prefect.variables import Variable
 
 import declarations
@@ -89,11 +90,11 @@ def test_a_bad_checks_section_fails_that_pipeline_alone(
     monkeypatch.setattr(declarations, "DECLARATIONS", tmp_path)
     declarations.declaration.cache_clear()
     try:
-        run = run_flow(freshness_module.freshness_flow, pipelines=["currencies", "products"])
+        state: State[Any] = freshness_module.freshness_flow(["currencies", "products"], return_state=True)
     finally:
         declarations.declaration.cache_clear()
-    assert run.state.is_failed() and "currencies.yaml: checks.volume.sensitivity" in run.state.message
-    [table] = [a for a in artifacts(run.id) if a.key == "pipeline-checks"]
+    assert state.is_failed() and "currencies.yaml: checks.volume.sensitivity" in str(state.message)
+    [table] = [a for a in artifacts(state.state_details.flow_run_id) if a.key == "pipeline-checks"]
     states = {(r["pipeline"], r["table"], r["check"]): r["state"] for r in json.loads(table.data)}
     assert states == {
         ("currencies", None, "freshness"): "fail",
