@@ -15,10 +15,11 @@ from prefect.variables import Variable
 
 import declarations
 import flows.freshness as freshness_module
+import flows.products as products_flow
 from pipelines import products
 from tests.fakes.webhook import FakeWebhook
 from tests.fixtures.postgres import ProductsDb
-from tests.fixtures.prefect import artifacts, run_flow, without_retry_delay
+from tests.fixtures.prefect import artifacts, asset_events, run_flow, without_retry_delay
 from tests.fixtures.warehouse import Warehouse
 from utils.alerts import EPISODES_VARIABLE
 
@@ -102,3 +103,17 @@ def test_a_bad_checks_section_fails_that_pipeline_alone(
         ("products", "products", "volume"): "ok",
         ("products", "products", "schema"): "ok",
     }
+
+
+def test_the_table_asset_carries_its_check_results(products_db: ProductsDb, warehouse: Warehouse) -> None:
+    run = run_flow(products_flow.products_daily_flow)
+    [event] = [e for e in asset_events(run.id, expect=1) if e.event.endswith(".succeeded")]
+    assert event.payload["checks"] == [
+        {
+            "table": "products",
+            "check": "volume",
+            "state": "ok",
+            "detail": "20 rows; not judged: 0 earlier load(s), 7 needed",
+        },
+        {"table": "products", "check": "schema", "state": "ok", "detail": "first load of the table"},
+    ]
