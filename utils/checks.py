@@ -148,6 +148,10 @@ def volume(table: str, loads: list[LoadMetrics], settings: VolumeCheck) -> Check
         )
     counts = [load.rows for load in earlier]
     median = statistics.median(counts)
+    if median == 0:  # a nested table most loads leave empty: no change relative to nothing
+        return CheckResult(
+            table, "volume", "ok", f"{latest.rows:,} rows; most of the last {len(counts)} loads had none"
+        )
     spread = MAD_TO_SD * statistics.median(abs(count - median) for count in counts)
     low = min(median - settings.sensitivity * spread, median * (1 - settings.min_change))
     high = max(median + settings.sensitivity * spread, median * (1 + settings.min_change))

@@ -30,6 +30,8 @@ def test_steady_counts_do_not_warn_on_small_moves_but_do_on_large_ones() -> None
     assert volume("currencies", loads(*steady, 30), VolumeCheck()).detail.startswith("explosion: 30 rows")
     assert volume("currencies", loads(*steady, 30), VolumeCheck(severity="fail")).state == "fail"
     assert volume("currencies", loads(*steady, 30), VolumeCheck(min_change=2.0)).state == "ok"
+    sparse = volume("contacts__associations", loads(0, 0, 0, 4, 0, 0, 0, 0, 12), VolumeCheck())
+    assert sparse.state == "ok" and "most of the last 8 loads had none" in sparse.detail
 
 
 def test_too_little_history_is_not_judged() -> None:
