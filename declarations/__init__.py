@@ -61,6 +61,49 @@ class Deployment(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
+class VolumeCheck(BaseModel):
+    """The ``volume`` check: is the latest load's row count in line with the table's recent loads?"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Literal["warn", "fail"] = "warn"
+    """The state a collapse or an explosion gets."""
+    min_history: int = Field(default=7, ge=1)
+    """Earlier loads (with rows, see ``empty_loads``) needed before any judgement."""
+    window: int = Field(default=30, ge=2)
+    """How many earlier loads the median and spread are taken over."""
+    sensitivity: float = Field(default=3.0, gt=0)
+    """How many robust standard deviations (1.4826 x the median absolute deviation) from the median."""
+    min_change: float = Field(default=0.2, ge=0)
+    """And at least this share of the median (0.2: 20 %), so steady tables do not warn on small moves."""
+    empty_loads: Literal["judge", "normal"] = "judge"
+    """``normal``: a load that wrote no rows (a holiday without rates) is neither judged nor history."""
+
+
+class SchemaCheck(BaseModel):
+    """The ``schema`` check: a column that stopped arriving, or a column that appeared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Literal["warn", "fail"] = "warn"
+    stable_loads: int = Field(default=3, ge=1)
+    """A column "stopped arriving" when it held values in each of this many loads in a row and in
+    none since (every load since then NULL in every row)."""
+    window: int = Field(default=30, ge=2)
+    """How many earlier loads are looked at."""
+    ignore_columns: list[str] = Field(default_factory=list)
+    """Columns (``table.column`` or ``column`` for every table) that come and go by nature."""
+
+
+class Checks(BaseModel):
+    """Thresholds of the per-table health checks (docs/operations.md, "Checks"); every key optional."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    volume: VolumeCheck = Field(default_factory=lambda: VolumeCheck())
+    schema_changes: SchemaCheck = Field(default_factory=lambda: SchemaCheck(), alias="schema")
+
+
 class Declaration(BaseModel):
     """What orchestration and governance need to know about one pipeline."""
 
@@ -82,6 +125,8 @@ class Declaration(BaseModel):
     freshness: dt.timedelta | None = None
     """How old the newest successful load may be; derived from the schedules when not set."""
     deployments: list[Deployment]
+    checks: Checks = Field(default_factory=lambda: Checks())
+    """Volume and schema check thresholds; defaults when left out."""
 
     @property
     def freshness_bound(self) -> dt.timedelta:

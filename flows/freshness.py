@@ -1,9 +1,14 @@
-"""Freshness check: fails, and so alerts, when a dataset's newest successful load is too old.
+"""The checks flow: freshness per dataset, volume and schema per table, for every declared pipeline.
 
 Every declared pipeline (``declarations/<name>.yaml``) is checked against its bound
 (``declarations.freshness_bound``): how old its newest successful load may be before someone should
-look (``freshness``, or derived from its schedules). Each run also publishes the operator's
-status table (``python -m pipelines status``) as the table artefact ``pipeline-status``.
+look (``freshness``, or derived from its schedules); the flow fails, and so alerts, when one is stale.
+Each table's newest load is judged on the load metrics in the warehouse (``volume`` and ``schema``,
+:mod:`utils.checks`, thresholds under ``checks:`` in the declaration): one that turns ``warn`` or
+``fail`` alerts once per episode (:func:`utils.alerts.alert_check_episodes`). A pipeline that cannot
+be checked (a bad declaration, an unreachable destination) fails its own checks; the others still
+run. Each run also publishes the operator's status table (``python -m pipelines status``) as the
+table artefact ``pipeline-status`` and every check as ``pipeline-checks``.
 
     uv run python flows/freshness.py
 """
@@ -18,8 +23,9 @@ if __package__ in (None, ""):  # `python flows/freshness.py`: make the repositor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import State
 
-from declarations import freshness_bound
+from declarations import DeclarationError, freshness_bound
 from declarations import pipelines as declared
 from pipelines import pipeline_module
 from utils.orchestration import pipeline_flow, pipeline_task
@@ -32,11 +38,29 @@ class StaleDataError(RuntimeError):
 @pipeline_task("check freshness", tags=["dlt", "freshness"])
 def check_freshness(pipeline_name: str) -> dict[str, Any]:
     from utils import vault_provider
+    from utils.checks import pipeline_checks
     from utils.freshness import check
 
+    try:
+        bound = freshness_bound(pipeline_name)
+    except DeclarationError as exc:  # no retry can fix the file: fail this pipeline's checks only
+        return cannot_check(pipeline_name, str(exc))
     vault_provider.register()  # the destination's credentials may live in the vault
-    result = check(pipeline_module(pipeline_name).create_pipeline(), freshness_bound(pipeline_name))
-    return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe()}
+    pipeline = pipeline_module(pipeline_name).create_pipeline()
+    result = check(pipeline, bound)
+    checks = [c.as_dict() for c in pipeline_checks(pipeline, pipeline_name, result)]
+    return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe(), "checks": checks}
+
+
+def cannot_check(pipeline_name: str, reason: str) -> dict[str, Any]:
+    """The result of a pipeline whose checks could not run: one failed check saying why."""
+    summary = f"{pipeline_name}: cannot check: {reason}"
+    return {
+        "pipeline": pipeline_name,
+        "stale": True,
+        "summary": summary,
+        "checks": [{"table": None, "check": "freshness", "state": "fail", "detail": summary}],
+    }
 
 
 @pipeline_flow("freshness")
@@ -46,15 +70,33 @@ def freshness_flow(pipelines: list[str] | None = None) -> list[dict[str, Any]]:
     unknown = sorted(set(names) - set(declared()))
     if unknown:
         raise ValueError(f"not declared in declarations/: {', '.join(unknown)}")
-    results = [check_freshness(name) for name in names]
+    results = [_result(name, check_freshness(name, return_state=True)) for name in names]
     lines = ["| pipeline | status | detail |", "|---|---|---|"]
     lines += [f"| {r['pipeline']} | {'STALE' if r['stale'] else 'fresh'} | {r['summary']} |" for r in results]
     create_markdown_artifact(key="freshness-report", markdown="\n".join(lines), description="freshness")
     publish_status(names)
+    publish_checks(results)
     stale = [r["summary"] for r in results if r["stale"]]
     if stale:
         raise StaleDataError("stale datasets: " + "; ".join(stale))
     return results
+
+
+def _result(name: str, state: State[Any]) -> dict[str, Any]:
+    """The task's result, or (after its last retry failed) a failed check of that pipeline alone."""
+    if state.is_completed():
+        result: dict[str, Any] = state.result()
+        return result
+    return cannot_check(name, state.message or str(state.name))
+
+
+def publish_checks(results: list[dict[str, Any]]) -> None:
+    """Every check as the table artefact ``pipeline-checks``; new warnings alert once per episode."""
+    from utils.alerts import alert_check_episodes
+
+    rows = [{"pipeline": r["pipeline"], **check} for r in results for check in r["checks"]]
+    create_table_artifact(key="pipeline-checks", table=rows, description="Freshness, volume and schema")
+    alert_check_episodes(rows, [r["pipeline"] for r in results])
 
 
 def publish_status(names: list[str]) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import declarations as catalogue
 from pipelines import pipeline_module
-from utils.freshness import human, newest_load, rows_in_load
+from utils.checks import CheckResult, pipeline_checks, worst
+from utils.freshness import Freshness, human, newest_load, rows_in_load
 from utils.runner import describe_error
 
 logger = logging.getLogger("data_pipelines.status")
@@ -32,6 +33,7 @@ COLUMNS = (
     ("bound", "bound"),
     ("state", "state"),
     ("last_failure", "last failure"),
+    ("checks", "checks"),
 )
 
 
@@ -52,6 +54,8 @@ class PipelineStatus:
     """``fresh``, ``STALE`` (older than the bound or never loaded) or ``UNKNOWN`` (unreadable)."""
     last_failure: str | None
     error: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    """Each check as ``{table, check, state, detail}``: freshness, then volume and schema per table."""
 
     @property
     def stale(self) -> bool:
@@ -77,6 +81,7 @@ class PipelineStatus:
             "bound": human(dt.timedelta(seconds=self.bound_seconds)),
             "state": self.state,
             "last_failure": failure or "-",
+            "checks": checks_cell(self.checks),
         }
 
 
@@ -108,12 +113,59 @@ def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus
     except Exception as exc:  # one unreadable destination must not hide the others
         status.state = "UNKNOWN"
         status.error = describe_error(exc)
+    status.checks = [c.as_dict() for c in _checks(name, pipeline, status, bound, now)]
     return status
+
+
+def _checks(
+    name: str, pipeline: Any, status: PipelineStatus, bound: dt.timedelta, now: dt.datetime
+) -> list[CheckResult]:
+    """Freshness as the status line judged it, then volume and schema per table (utils/checks.py)."""
+    if status.state == "UNKNOWN":
+        return [CheckResult(None, "freshness", "fail", f"cannot read destination: {status.error}")]
+    freshness = Freshness(name, status.destination, status.dataset, status.last_load, bound, now)
+    return pipeline_checks(pipeline, name, freshness)
+
+
+def checks_cell(checks: list[dict[str, Any]]) -> str:
+    """The worst state and the checks that have it: ``warn: products volume``."""
+    state = worst(CheckResult(**c) for c in checks)
+    if state == "ok":
+        return "ok" if checks else "-"
+    names = [f"{c['table'] or 'dataset'} {c['check']}" for c in checks if c["state"] == state]
+    return f"{state}: {', '.join(names)}"
+
+
+def unreadable_status(name: str, exc: Exception) -> PipelineStatus:
+    """The line of a pipeline whose declaration (or module) cannot be read: only its own line fails."""
+    error = describe_error(exc)
+    return PipelineStatus(
+        pipeline=name,
+        owner="?",
+        schedules=[],
+        destination="?",
+        dataset="?",
+        last_load=None,
+        age_seconds=None,
+        rows_in_last_load=None,
+        bound_seconds=0.0,
+        state="UNKNOWN",
+        last_failure=None,
+        error=error,
+        checks=[CheckResult(None, "freshness", "fail", f"cannot check: {error}").as_dict()],
+    )
+
+
+def _status_or_error(name: str, now: dt.datetime | None) -> PipelineStatus:
+    try:
+        return pipeline_status(name, now)
+    except Exception as exc:  # a bad declaration fails its own line, not the command
+        return unreadable_status(name, exc)
 
 
 def collect(names: list[str] | None = None, now: dt.datetime | None = None) -> list[PipelineStatus]:
     """The status of every pipeline (or of ``names``), in catalogue order."""
-    statuses = [pipeline_status(name, now) for name in names or catalogue.pipelines()]
+    statuses = [_status_or_error(name, now) for name in names or catalogue.pipelines()]
     failures = last_failures([s.pipeline for s in statuses])
     for status in statuses:
         status.last_failure = failures[status.pipeline]

@@ -47,7 +47,8 @@ FRESHNESS_CHECK: Final[dict[str, Any]] = {
     "entrypoint": "flows/freshness.py:freshness_flow",
     "description": (
         "Hourly check that every dataset's newest successful load is within its freshness bound"
-        " (flows/freshness.py); fails, and so alerts, listing the stale datasets."
+        " (flows/freshness.py); fails, and so alerts, listing the stale datasets. Also judges each table's"
+        " newest load (volume, schema) and alerts once per episode when one warns."
     ),
     "tags": ["dlt", "freshness", "hourly"],
     "parameters": {},

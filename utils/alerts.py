@@ -62,3 +62,47 @@ def alert_on_failure(flow: Any, flow_run: Any, state: Any) -> None:
         f"\nReason: {state.message or 'no message'}{link}"
     )
     send_alert(subject, body)
+
+
+EPISODES_VARIABLE: Final = "data_pipelines_check_episodes"
+"""The Prefect variable holding the volume and schema checks that are not ``ok`` and were alerted."""
+_RANK: Final = {"ok": 0, "warn": 1, "fail": 2}
+
+
+def alert_check_episodes(results: list[dict[str, Any]], checked: list[str]) -> list[str]:
+    """Alert each volume or schema check that turned ``warn`` or ``fail``, once per episode.
+
+    ``results`` are checks as ``{pipeline, table, check, state, detail}`` of the pipelines named in
+    ``checked``. An episode starts when a check leaves ``ok`` (or goes from ``warn`` to ``fail``) and
+    ends when it is ``ok`` again; what is under way is kept in the Prefect variable
+    :data:`EPISODES_VARIABLE`, so later runs stay quiet while it lasts. A check whose alert could not
+    be sent is not remembered: the next run tries again. Freshness is left out: a stale dataset fails
+    the check flow, which alerts through :func:`alert_on_failure`. Returns the subjects sent.
+    """
+    from prefect.variables import Variable
+
+    known: dict[str, str] = dict(Variable.get(EPISODES_VARIABLE, default=None) or {})
+    ongoing = {key: state for key, state in known.items() if key.split("/", 1)[0] not in checked}
+    sent: list[str] = []
+    for result in results:
+        if result["check"] == "freshness" or result["state"] == "ok":
+            continue
+        key = f"{result['pipeline']}/{result['table']}/{result['check']}"
+        if _RANK[result["state"]] <= _RANK.get(known.get(key, "ok"), 0):
+            ongoing[key] = known[key]  # the same episode: alerted already
+            continue
+        subject = (
+            f"data-pipelines: {result['pipeline']} {result['table']} {result['check']} "
+            f"{result['state'].upper()}"
+        )
+        body = (
+            f"Pipeline {result['pipeline']}, table {result['table']}: the {result['check']} check is "
+            f"{result['state']}.\n{result['detail']}\nNot repeated while it lasts; see "
+            f"`uv run python -m pipelines status {result['pipeline']}` and docs/operations.md (Checks)."
+        )
+        if send_alert(subject, body):
+            ongoing[key] = result["state"]
+            sent.append(subject)
+    if ongoing != known:
+        Variable.set(EPISODES_VARIABLE, ongoing, overwrite=True)
+    return sent

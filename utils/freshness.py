@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from utils.metrics import METRICS_SCHEMA
+
 
 @dataclass(frozen=True)
 class Freshness:
@@ -52,13 +54,14 @@ class LoadRecord:
 
 
 def newest_load(pipeline: dlt.Pipeline) -> LoadRecord | None:
-    """The newest completed load package of ``pipeline``'s dataset (``status = 0``), times in UTC."""
+    """The newest completed data load package of ``pipeline``'s dataset (``status = 0``), times in UTC."""
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("_dlt_loads")
             rows = client.execute_sql(
                 f"SELECT load_id, schema_name, inserted_at FROM {table} WHERE status = 0 "
-                "ORDER BY inserted_at DESC LIMIT 1"
+                "AND schema_name <> %s ORDER BY inserted_at DESC LIMIT 1",
+                METRICS_SCHEMA,  # a metrics load (utils/metrics.py) describes a data load, is none
             )
     except DatabaseUndefinedRelation:
         return None

@@ -19,7 +19,8 @@ upstream. Names are as the destination spells them (dlt folds identifiers to upp
 - filesystem (S3): ``<bucket_url>/<dataset>/<table>``, such as ``s3://bucket/exchange-rates/rates``.
 
 Owner and description come from ``declarations/<name>.yaml``; rows loaded, load ids and new
-columns of the run are the materialisation's metadata (the event's payload).
+columns of the run are the materialisation's metadata (the event's payload), with the table's volume
+and schema check results (``checks``, :mod:`utils.checks`) on the metrics the run recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dlt.common.pipeline import NormalizeInfo
 from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 
 from declarations import Declaration, declaration
+from utils.checks import table_checks
 from utils.report import RunReport
 
 logger = logging.getLogger("data_pipelines.lineage")
@@ -184,8 +186,26 @@ def describe(report: RunReport, pipeline: dlt.Pipeline) -> Materialisation:
         }
         for table, rows in tables.items()
     }
+    add_checks(metadata, keys, pipeline, report.pipeline_name)
     upstream = [Asset(key=key) for key in upstream_keys(spec)]
     return Materialisation(report.pipeline_name, assets, upstream, metadata)
+
+
+def add_checks(
+    metadata: dict[str, dict[str, Any]], keys: dict[str, str], pipeline: dlt.Pipeline, pipeline_name: str
+) -> None:
+    """Each table's volume and schema check results (utils/checks.py) as its ``checks`` metadata.
+
+    Judged on the load metrics the run has just recorded; unreadable metrics leave ``checks`` out with
+    a warning rather than hold up the lineage.
+    """
+    try:
+        results = table_checks(pipeline, pipeline_name)
+    except Exception as exc:
+        logger.warning("%s: check results left out of the lineage: %s", pipeline_name, exc)
+        return
+    for table, key in keys.items():
+        metadata[key]["checks"] = [r.as_dict() for r in results if r.table == table]
 
 
 def _display_name(key: str) -> str:

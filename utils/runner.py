@@ -38,7 +38,7 @@ from dlt.common.runtime.collector import NullCollector
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineConfigMissing, PipelineStepFailed
 
-from utils import vault_provider
+from utils import metrics, vault_provider
 from utils.destinations import held_open
 from utils.progress import PROGRESS_LOGGER, progress_collector
 from utils.report import RunReport, add_schema_changes, add_trace, describe_error, schema_snapshot
@@ -150,6 +150,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
         finally:
             add_trace(report, pipeline, started)
             add_schema_changes(report, before, schema_snapshot(pipeline))
+        metrics.record(pipeline, report)  # per-table load metrics into the dataset (utils/metrics.py)
     logger.info("%s", report.to_markdown())
     return report
 

@@ -28,7 +28,7 @@ def _install(directory: str) -> None:
 
     def paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
         table = ParsedLoadJobFileName.parse(self._file_path).table_name
-        if not table.startswith("_dlt"):
+        if not table.startswith(("_dlt", "_pipeline_metrics")):  # bookkeeping: never paused
             pid = os.getpid()
             claimed = False
             for arm in sorted(root.glob("arm-*")):

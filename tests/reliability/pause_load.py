@@ -48,7 +48,7 @@ def _write_marker(table: str) -> bool:
 
 def _paused(self: RunnableLoadJob, job_client: Any, done_event: Any, /) -> None:
     table = ParsedLoadJobFileName.parse(self._file_path).table_name
-    if not table.startswith("_dlt") and _write_marker(table):
+    if not table.startswith(("_dlt", "_pipeline_metrics")) and _write_marker(table):
         deadline = time.monotonic() + 60
         while not Path(f"{MARKER}.release").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
