@@ -40,6 +40,11 @@ PARSED_FORMAT: Final = "parquet"
 """The file format whose ``json`` columns arrive in the staging table as JSON text."""
 
 
+WRITES_ROWS: Final = ("INSERT", "MERGE")
+"""The statements that copy staged rows into the table: dlt's merge and replace ``INSERT ... SELECT``,
+and the ``MERGE`` of its upsert strategies."""
+
+
 class JsonFromParquetError(RuntimeError):
     """A table's ``json`` columns cannot be parsed from this load's files; the message says why."""
 
@@ -73,9 +78,12 @@ class JsonParsingSnowflakeClient(SnowflakeClient):
         for sql_file in (Path(job.new_file_path()) for job in jobs):
             if sql_file.suffix != ".sql":
                 continue
-            sql = sql_file.read_text(encoding="utf-8")
-            read.update(found[0] for found in staging_tables.finditer(sql))
-            sql_file.write_text(staging_tables.sub(lambda found: reads[found[0]], sql), encoding="utf-8")
+            statements = sql_file.read_text(encoding="utf-8").split("\n")  # dlt writes one per line
+            for i, statement in enumerate(statements):
+                if statement.lstrip().upper().startswith(WRITES_ROWS):  # a DELETE needs only the keys
+                    read.update(found[0] for found in staging_tables.finditer(statement))
+                    statements[i] = staging_tables.sub(lambda found: reads[found[0]], statement)
+            sql_file.write_text("\n".join(statements), encoding="utf-8")
         if unread := sorted(set(reads) - read):
             raise JsonFromParquetError(
                 f"{', '.join(unread)}: the JSON columns staged from parquet are not read by any SQL after"
