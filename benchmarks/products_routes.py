@@ -115,7 +115,7 @@ def render(candidates: list[Route]) -> str:
         f"{'route':<34} {'extract s':>9} {'normalise s':>11} {'sum s':>7} {'ratio':>6} {'wall s':>7}"
         f" {'peak MB':>8} {'files MB':>9} formats",
         "(medians; ratio: extract + normalise over the DuckDB route's; wall: the whole process, the"
-        " Snowflake run's ending at its refused connection; files: what the run wrote for products)",
+        " Snowflake run's ending at its refused connection; files: what the run wrote for its tables)",
     ]
     for route in candidates:
         formats = sorted({f for r in route.results for f in r["formats"]})
