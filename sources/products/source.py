@@ -231,9 +231,12 @@ def _table_resource(
         else None,
         primary_key=list(spec.primary_key) if isinstance(spec.primary_key, tuple) else spec.primary_key,
     )
-    # on Snowflake, JSON text (every JSON column's, with json_as_objects) lands as VARIANT objects
+    # on Snowflake, JSON text (every JSON column's, with json_as_objects) lands as VARIANT objects;
+    # parquet said outright, as tables loaded by the JSON-row route keep file_format=jsonl in the schema
     resource.apply_hints(
-        schema_contract=SCHEMA_CONTRACT, additional_table_hints={PARSE_JSON_HINT: json_as_objects}
+        schema_contract=SCHEMA_CONTRACT,
+        additional_table_hints={PARSE_JSON_HINT: json_as_objects},
+        file_format="parquet",
     )
     if overrides:
         resource.apply_hints(columns=overrides)

@@ -163,3 +163,25 @@ def test_json_scalars_and_nulls_land_as_values_on_merge_and_replace(
         assert parsed == {**expected, 4: None, 6: {"n": 100000000000000000000}, 7: None}
         assert snowflake.scalar(f"select count(*) from {table} where id = 7 and tags is null") == 1
         assert snowflake.scalar(f"select attributes:n::string from {table} where id = 6") is not None
+
+
+def test_a_table_loaded_by_the_json_row_route_switches_back_to_parquet(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """The JSON-row route (until 2026-12-07) left ``file_format: jsonl`` on the table's schema, which
+    dlt keeps; the source says parquet outright, so the next run is parquet, its JSON parsed."""
+    source = products_source(json_as_objects=True)
+    source.resources["products"].apply_hints(file_format="jsonl")  # as the JSON-row route hinted it
+    run_pipeline(products.create_pipeline(), lambda: source)
+    products_db.execute(
+        'update products set attributes = \'{"colour": "green"}\', updated_at = now() where id = 2'
+    )
+    report = products.run()
+    assert report.rows_by_table == {"products": 1}
+    package = products.create_pipeline().get_load_package_info(report.load_ids[-1])
+    jobs = package.jobs["completed_jobs"]
+    formats = {j.job_file_info.file_format for j in jobs if j.job_file_info.table_name == "products"}
+    assert formats == {"parquet", "sql"}  # the rows, and the merge
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 2") == "green"
+    assert snowflake.assert_unique("products", "products", "id") == 20

@@ -96,3 +96,34 @@ def test_append_cannot_parse_and_says_so(snowflake: Snowflake, caplog: pytest.Lo
     table = snowflake.table(DATASET, "documents")
     assert snowflake.scalar(f"select count(*) from {table}") == len(DOCUMENTS)
     assert snowflake.scalar(f"select doc:colour::string from {table} where id = 1") is None
+
+
+def json_lines(rows: list[dict[str, Any]], name: str = "documents") -> Any:
+    """Rows as Python objects loaded as JSON lines (VARIANT objects from the start), the old route."""
+
+    @dlt.resource(
+        name=name, table_name="documents", primary_key="id", write_disposition="merge", file_format="jsonl"
+    )
+    def resource() -> Iterator[dict[str, Any]]:
+        yield from rows
+
+    # as the JSON-row route declared them: nullable, so jsonl and Arrow rows share the table
+    lineage = {name: {"data_type": "text", "nullable": True} for name in ("_dlt_load_id", "_dlt_id")}
+    resource.apply_hints(columns={"doc": {"data_type": "json", "nullable": True}, **lineage})  # type: ignore[dict-item]
+    return resource
+
+
+def test_a_table_loaded_as_json_lines_switches_to_parsed_parquet(snowflake: Snowflake) -> None:
+    """Rows loaded earlier as jsonl keep their objects; rows merged since from parquet are parsed."""
+    pipeline = dlt.pipeline(
+        pipeline_name=DATASET, destination=get_destination("snowflake"), dataset_name=DATASET
+    )
+    run_pipeline(
+        pipeline, lambda: json_lines([{"id": 1, "doc": {"colour": "red"}}, {"id": 2, "doc": ["red"]}])
+    )
+    # the table keeps jsonl as its file format hint: a source switching to parquet says so
+    load(documents("merge", hinted=True, rows={3: '{"colour": "blue"}'}).apply_hints(file_format="parquet"))
+    table = snowflake.table(DATASET, "documents")
+    colours = dict(snowflake.query(f"select id, doc:colour::string from {table} order by id"))
+    assert colours == {1: "red", 2: None, 3: "blue"}
+    assert snowflake.scalar(f"select doc[0]::string from {table} where id = 2") == "red"  # not re-parsed
