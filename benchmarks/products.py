@@ -29,12 +29,16 @@ compare ratios from one run, never figures from different runs.
     uv run python benchmarks/products.py --rows 200000 --repeats 1 --only pipeline   # while developing
     uv run python benchmarks/products.py --many-tables 200 --rows 5000 --repeats 3   # a whole schema
     uv run python benchmarks/products.py --key-sweep --repeats 3     # the key sweep against a full load
+    uv run python benchmarks/products.py --destination snowflake   # the Snowflake route beside DuckDB's
 
 ``--many-tables N`` builds N tables of the same shape (``--rows`` each) and times one run over all of
 them: the scanner with one ``CREATE TABLE AS`` per table in one process, Sling replicating
 ``public.*``, and the pipeline with ``tables = ["t_*"]`` (a first run, then a run with nothing
 changed). ``--key-sweep`` times, on the ``--rows`` table, a run with nothing changed with the key
 sweep (``key_sweep_hours = 0``) and without it (``key_sweep = false``), and ``--full-refresh``.
+
+``--destination snowflake`` compares the pipeline's two routes instead (``benchmarks/products_routes.py``
+says how the Snowflake one is measured without an account).
 """
 
 from __future__ import annotations
@@ -401,6 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         "--change", type=float, default=0.01, help="fraction of rows changed before incremental"
     )
     parser.add_argument("--only", nargs="*", choices=CANDIDATES, default=list(CANDIDATES))
+    parser.add_argument(
+        "--destination",
+        choices=("duckdb", "snowflake"),
+        default="duckdb",
+        help="snowflake: the pipeline's Snowflake route beside its DuckDB route (extract and normalise)",
+    )
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="products-bench-"))
@@ -416,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.repeats} runs each\n",
             flush=True,
         )
+        if args.destination == "snowflake":
+            return compare_routes(args.repeats, socket_uri, work)
         print(
             f"{'run':<40} {'rows':>11} {'median s':>8} {'best s':>7} {'ratio':>7} {'cpu s':>7} "
             f"{'peak MB':>8} {'warn':>5}\n"
@@ -495,6 +507,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.cleanup()
         shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def compare_routes(repeats: int, socket_uri: str, work: Path) -> int:
+    """``--destination snowflake``: the products pipeline's Snowflake and DuckDB routes side by side."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import products_routes
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DLT_", "DESTINATION__", "SOURCES__"))}
+    candidates = products_routes.routes({**env, "SOURCES__PRODUCTS__CREDENTIALS": socket_uri}, work)
+    for i in range(repeats):
+        products_routes.run_round(measure, candidates, work)
+        print(f"round {i + 1} of {repeats} done", file=sys.stderr, flush=True)
+    print(products_routes.render(candidates))
     return 0
 
 

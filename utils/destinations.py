@@ -38,6 +38,10 @@ LOADER_FILE_FORMAT: Final = "parquet"
 """Parquet for every destination: typed, compressed, what Snowflake's COPY and Snowpipe ingest fastest,
 and DuckDB reads it natively (dlt's default for DuckDB, insert_values, is ten times slower). It is the
 destination's *preferred* format, so a resource that declares its own ``file_format`` hint keeps it."""
+PARSE_JSON_HINT: Final = "x-snowflake-parse-json"
+"""A table hint (``additional_table_hints``): on Snowflake, this table's JSON text staged from parquet
+lands as VARIANT objects, parsed as it is merged or replaced (``utils/snowflake_json.py``). Without
+it, dlt's documented behaviour stays: JSON text from parquet is a VARIANT string."""
 DUCKDB_SESSION: Final[dict[str, Any]] = {"preserve_insertion_order": False}
 """Settings for every DuckDB session dlt opens. Row order inside a table means nothing to a warehouse,
 and not keeping it lets DuckDB write one INSERT on every core: a 1M-row replace reading its parquet
@@ -74,11 +78,22 @@ class transactional_snowflake(dlt.destinations.snowflake):
     holds DDL. The replace swap, ``TRUNCATE`` then ``INSERT ... SELECT`` from staging, therefore committed
     statement by statement: readers saw the table empty in between, and a failed ``INSERT`` left it
     empty until the retry (``tests/utils/test_snowflake.py``).
+
+    Its client reads the merge and replace staging tables of tables hinted :data:`PARSE_JSON_HINT`
+    with their JSON text from parquet parsed, so JSON lands as VARIANT objects
+    (:mod:`utils.snowflake_json`).
     """
 
     @property
     def destination_type(self) -> str:
         return DestinationReference.normalize_type("snowflake")  # "dlt.destinations.snowflake"
+
+    @property
+    def client_class(self) -> type[Any]:
+        # imported here, as dlt's own factory does: the client imports the Snowflake connector
+        from utils.snowflake_json import JsonParsingSnowflakeClient
+
+        return JsonParsingSnowflakeClient
 
     def _raw_capabilities(self) -> DestinationCapabilitiesContext:
         caps = super()._raw_capabilities()

@@ -144,3 +144,22 @@ def override_hint(table: str, column: str, value: str) -> TColumnSchema:
             " most the precision"
         )
     return {"data_type": "decimal", "precision": precision, "scale": scale}
+
+
+def arrays_as_json_text(query: Any, hints: dict[str, TColumnSchema]) -> Any:
+    """``query`` with every array column hinted ``json`` selected as its JSON text (``to_json``), not
+    as the Arrow list the driver reads for arrays of integers, floats, booleans and text: for a
+    destination that must receive every JSON column as text (Snowflake's, ``utils/snowflake_json.py``)."""
+    if not isinstance(query, sa.Select):
+        return query
+    return query.with_only_columns(
+        *(
+            sa.cast(sa.func.to_json(column), sa.Text).label(column.name)
+            if isinstance(column, sa.Column)
+            and isinstance(base_type(column.type), sa.ARRAY)
+            and hints.get(column.name, {}).get("data_type") == "json"
+            else column
+            for column in query.selected_columns
+        ),
+        maintain_column_froms=True,
+    )

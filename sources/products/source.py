@@ -15,7 +15,7 @@ from typing import Any, Final, Literal, get_args
 import dlt
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
-from dlt.common.schema.typing import TColumnSchema, TDeleteInsertStrategyDict, TSchemaContractDict
+from dlt.common.schema.typing import TDeleteInsertStrategyDict, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import engine_from_credentials, sql_table
@@ -23,10 +23,10 @@ from dlt.sources.sql_database.helpers import TableBackend
 
 from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from sources.products.json_rows import rows_with_json
 from sources.products.keys import read_keys
 from utils.adbc import AdbcTableLoader, ReadError
-from utils.pg_types import dlt_type, is_unconstrained_numeric, override_hint
+from utils.destinations import PARSE_JSON_HINT
+from utils.pg_types import arrays_as_json_text, dlt_type, is_unconstrained_numeric, override_hint
 from utils.redact import redact_text
 from utils.schema_evolution import YIELDING
 
@@ -45,9 +45,6 @@ SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "e
 """A new source column flows through (schema evolution); a column whose type changes in PostgreSQL
 (say ``price`` from numeric to text) fails the run with nothing loaded, instead of quietly becoming a
 variant column that downstream models would not read."""
-
-
-DLT_ROW_COLUMNS: Final = ("_dlt_load_id", "_dlt_id")
 
 
 MERGE: Final[TDeleteInsertStrategyDict] = {
@@ -133,9 +130,9 @@ def products_source(
         write_disposition: ``merge`` (default); the pipeline's full refresh uses ``replace``, which
             swaps in the whole table (in one transaction) instead of merging, and
             then leaves out soft-deleted rows at the source when ``soft_delete = "remove"``.
-        json_as_objects: tables with JSON columns (json, jsonb, arrays) are handed to dlt as rows with
-            those values parsed and loaded as ``jsonl``: Snowflake stores JSON text from parquet as a
-            VARIANT *string*, so the pipeline turns this on for Snowflake (docs/products.md).
+        json_as_objects: every JSON column (json, jsonb, arrays) travels as JSON text, which the
+            Snowflake destination parses into VARIANT objects as it merges or replaces the table
+            (``utils/snowflake_json.py``); the pipeline turns this on for Snowflake (docs/products.md).
         parallel: tables are read on dlt's extraction worker threads, several at once.
     """
     if write_disposition not in ("merge", "replace"):
@@ -212,7 +209,7 @@ def _table_resource(
         backend=backend,
         reflection_level="full_with_precision",
         defer_table_reflect=False,
-        table_loader_class=(JsonObjectsLoader if json_as_objects else RedactingAdbcLoader)
+        table_loader_class=(JsonTextLoader if json_as_objects else RedactingAdbcLoader)
         if backend == "adbc"
         else None,
         type_adapter_callback=dlt_type,
@@ -226,7 +223,13 @@ def _table_resource(
     table = metadata.tables[f"{metadata.schema}.{plan.name}"]
     # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
     resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
-    resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
+    # on Snowflake, JSON text (every JSON column's, with json_as_objects) lands as VARIANT objects;
+    # parquet said outright, as tables loaded by the JSON-row route keep file_format=jsonl in the schema
+    resource.apply_hints(
+        schema_contract=SCHEMA_CONTRACT,
+        additional_table_hints={PARSE_JSON_HINT: json_as_objects},
+        file_format="parquet",
+    )
     unconstrained: dict[str, Any] = {
         column.name: {"name": column.name, YIELDING: True}
         for column in table.columns
@@ -290,22 +293,10 @@ class RedactingAdbcLoader(AdbcTableLoader):
         return super().load_rows(backend_kwargs)
 
 
-class JsonObjectsLoader(RedactingAdbcLoader):
-    """For Snowflake: a table with JSON columns arrives as rows whose JSON values are parsed, loaded
-    as ``jsonl``, so they land as VARIANT objects and arrays (parquet would store the JSON *text*
-    as a VARIANT string, https://dlthub.com/docs/dlt-ecosystem/destinations/snowflake#supported-file-formats).
-    A table without JSON columns stays on Arrow and parquet."""
+class JsonTextLoader(RedactingAdbcLoader):
+    """For Snowflake: every JSON column arrives as JSON text in Arrow and parquet (arrays too, which the
+    driver would read as Arrow lists), which the destination parses into VARIANT objects and arrays
+    as it merges or replaces the table (``utils/snowflake_json.py``; docs/products.md)."""
 
-    def items(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
-        json_columns = [name for name, hint in self.columns.items() if hint.get("data_type") == "json"]
-        if not json_columns:
-            yield from super().items(backend_kwargs)
-            return
-        # dlt adds these to every jsonl row; nullable, so they can join a table first loaded as parquet
-        # (Snowflake refuses a NOT NULL column added to a table that has rows)
-        lineage: dict[str, TColumnSchema] = {
-            name: {"name": name, "data_type": "text", "nullable": True} for name in DLT_ROW_COLUMNS
-        }
-        yield dlt.mark.with_hints([], dlt.mark.make_hints(file_format="jsonl", columns=lineage))
-        for batch in super().items(backend_kwargs):
-            yield rows_with_json(batch, json_columns)
+    def make_query(self) -> Any:
+        return arrays_as_json_text(super().make_query(), self.columns)

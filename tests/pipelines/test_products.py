@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 import dlt
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dlt.destinations.job_client_impl import SqlLoadJob
@@ -284,58 +285,38 @@ def test_infinity_fails_the_run_naming_the_column_and_a_text_override_loads_it(
     assert warehouse.scalar("select launched_on from products.products where id = 3") == "infinity"
 
 
-def test_dates_python_cannot_hold_fail_the_json_route_typed_then_load_as_text(
-    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+def test_the_snowflake_route_hands_over_every_value_as_the_duckdb_route_does(
+    products_db: ProductsDb, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The JSON-row route (``json_as_objects``, Snowflake's) turns rows into Python values, and Python
-    has no date past 9999 (PostgreSQL has; found by tests/fuzz/test_products.py: a raw
-    ``OverflowError`` before). It fails at extract naming the column; a text override reads it."""
+    """The Snowflake route (``json_as_objects``) keeps Arrow and parquet, JSON as PostgreSQL's text and
+    arrays as ``to_json`` text (Snowflake parses both as it merges). The JSON-row route it replaced
+    failed here: a date past 9999 (Python has none), a bare JSON scalar (dlt took it for a variant
+    column), a JSON integer past 64 bits and JSON nested past 252 levels (dlt's jsonl writer)."""
     monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
     products_db.execute("update products set launched_on = '12026-01-01' where id = 3")
-    with pytest.raises(PipelineStepFailed, match="column launched_on: a value beyond Python") as failed:
-        products.run()
-    assert_refused_at_extract(failed.value, warehouse)
-    tables = [{"name": "products", "columns": {"launched_on": "text"}}]
-    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
-    rows = [row for row in products_source() if isinstance(row, dict)]  # jsonl rows, as Snowflake's
-    assert len(rows) == 20 and {row["launched_on"] for row in rows if row["id"] == 3} == {"12026-01-01"}
-
-
-def test_json_scalars_load_and_too_deep_json_fails_typed_on_the_json_route(
-    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """On the JSON-row route (found by tests/fuzz/test_products.py): a jsonb holding a bare scalar
-    used to reach dlt as a Python scalar, which dlt took for a variant column and the schema contract
-    refused, failing the run at normalise with a package left pending; a JSON integer past 64 bits, or
-    JSON nested deeper than dlt's jsonl writer goes, raised a raw ``TypeError`` (past Python's parser,
-    a ``RecursionError``)."""
-    monkeypatch.setenv("SOURCES__PRODUCTS__JSON_AS_OBJECTS", "true")
-    scalars = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"'}
+    values = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '{"n": 1e20}', 6: "[" * 3000 + "]" * 3000}
     update = "update products set attributes = cast(:value as jsonb), updated_at = now() where id = :id"
-    for row_id, value in scalars.items():
+    for row_id, value in values.items():
         products_db.execute(update, id=row_id, value=value)
-    assert products.run().rows_by_table == {"products": 20}
-    loaded = dict(warehouse.query("select id, attributes from products.products where id <= 5"))
-    parsed = {row_id: None if value is None else json.loads(value) for row_id, value in loaded.items()}
-    assert parsed == {row_id: json.loads(value) for row_id, value in scalars.items()}  # JSON null: NULL
-
-    too_wide = '{"n": 1e20}'  # jsonb prints 100000000000000000000, past dlt's jsonl writer (64 bits)
-    products_db.execute(update, id=6, value=too_wide)
-    with pytest.raises(PipelineStepFailed, match="the JSON number 100000000000000000000 is past 64 bits"):
-        products.run()
-    for depth in (253, 3000):  # past dlt's jsonl writer (orjson); past Python's own parser
-        products_db.execute(update, id=6, value="[" * depth + "]" * depth)
-        with pytest.raises(
-            PipelineStepFailed, match="column attributes: JSON nested deeper than 252"
-        ) as failed:
-            products.run()
-        assert isinstance(root_cause(failed.value), ProductsDatabaseError)
-        assert not products.create_pipeline().has_pending_data
-    products_db.execute(update, id=6, value="[" * 252 + "]" * 252)
-    # 252 levels pass dlt's writers; extract and normalise only (DuckDB's read_json stops at 128)
-    pipeline = dlt.pipeline("json_depth", pipelines_dir=str(tmp_path), destination="duckdb")
-    pipeline.extract(products_source())
-    assert pipeline.normalize().row_counts["products"] == 20
+    pipeline = dlt.pipeline("json_text", pipelines_dir=str(tmp_path), destination="duckdb")
+    pipeline.extract(products_source(json_as_objects=True))
+    info = pipeline.normalize()
+    (job,) = [
+        j
+        for j in pipeline.get_load_package_info(info.loads_ids[0]).jobs["new_jobs"]
+        if j.job_file_info.table_name == "products"
+    ]
+    assert job.job_file_info.file_format == "parquet"
+    table = pq.read_table(job.file_path)
+    rows = {row["id"]: row for row in table.select(["id", "attributes", "tags", "sizes"]).to_pylist()}
+    printed = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '{"n": 100000000000000000000}'}
+    assert {i: rows[i]["attributes"] for i in printed} == printed  # jsonb's own text, scalars included
+    assert rows[6]["attributes"] == "[" * 3000 + "]" * 3000
+    assert json.loads(rows[3]["tags"]) == ["tag3", "all"] and json.loads(rows[3]["sizes"]) == [3, 4]
+    launched = dict(
+        zip(table["id"].to_pylist(), table["launched_on"].cast(pa.string()).to_pylist(), strict=True)
+    )
+    assert launched[3] == "12026-01-01"
 
 
 def test_cli_flags(products_db: ProductsDb, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:

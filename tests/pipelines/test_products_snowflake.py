@@ -8,12 +8,10 @@ import json
 from typing import Any
 
 import pytest
-from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
 from sources.products import products_source
 from tests.fixtures.postgres import (
-    SNOWFLAKE_OVERRIDES,
     TYPE_CASES,
     EverythingDb,
     ProductsDb,
@@ -85,15 +83,10 @@ def snowflake_row(snowflake: Snowflake, row_id: int) -> dict[str, Any]:
 
 
 def test_every_type_loads_readable_on_the_first_and_later_runs(
-    everything_db: EverythingDb, snowflake: Snowflake, monkeypatch: pytest.MonkeyPatch
+    everything_db: EverythingDb, snowflake: Snowflake
 ) -> None:
-    with pytest.raises(
-        PipelineStepFailed, match="column c_real: NaN or infinity cannot travel as JSON"
-    ) as failed:
-        products.run()
-    assert failed.value.step == "extract" and not products.create_pipeline().has_pending_data
-    tables = [{"name": "everything", "columns": SNOWFLAKE_OVERRIDES}]
-    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", json.dumps(tables))
+    """Every type loads on the first run, no override needed: the table stays on Arrow and parquet
+    (NaN and infinity included, which JSON rows could not carry), its JSON parsed by Snowflake."""
     assert products.run().rows_by_table == {"everything": 2}
     table = snowflake.table("products", "everything")
     types = snowflake.columns("products", "everything")
@@ -148,3 +141,47 @@ def test_json_as_objects_can_be_switched_off_for_speed(
     assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 3") is None
     assert "colour" in snowflake.scalar(f"select attributes::string from {table} where id = 3")  # the text
     assert "_DLT_ID" not in snowflake.columns("products", "products")
+
+
+def test_json_scalars_and_nulls_land_as_values_on_merge_and_replace(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """A jsonb that is a bare scalar lands as that scalar (a JSON string whose text looks like an
+    object stays a string: parsed once), JSON null and SQL NULL as NULL, a number past 64 bits as
+    that number; on merge, and on the full refresh's replace."""
+    values = {1: "false", 2: '"red"', 3: "42.5", 4: "null", 5: '"{\\"a\\": 1}"', 6: '{"n": 1e20}'}
+    update = "update products set attributes = cast(:value as jsonb), updated_at = now() where id = :id"
+    for row_id, value in values.items():
+        products_db.execute(update, id=row_id, value=value)
+    products_db.execute("update products set attributes = null, tags = null where id = 7")
+    table = snowflake.table("products", "products")
+    for full_refresh in (False, True):
+        assert products.run(full_refresh=full_refresh).rows_by_table == {"products": 20}
+        loaded = dict(snowflake.query(f"select id, attributes from {table} where id <= 7"))
+        parsed = {row_id: None if text is None else json.loads(text) for row_id, text in loaded.items()}
+        expected = {row_id: json.loads(value) for row_id, value in values.items()}
+        assert parsed == {**expected, 4: None, 6: {"n": 100000000000000000000}, 7: None}
+        assert snowflake.scalar(f"select count(*) from {table} where id = 7 and tags is null") == 1
+        assert snowflake.scalar(f"select attributes:n::string from {table} where id = 6") is not None
+
+
+def test_a_table_loaded_by_the_json_row_route_switches_back_to_parquet(
+    products_db: ProductsDb, snowflake: Snowflake
+) -> None:
+    """The JSON-row route (until 2026-12-07) left ``file_format: jsonl`` on the table's schema, which
+    dlt keeps; the source says parquet outright, so the next run is parquet, its JSON parsed."""
+    source = products_source(json_as_objects=True)
+    source.resources["products"].apply_hints(file_format="jsonl")  # as the JSON-row route hinted it
+    run_pipeline(products.create_pipeline(), lambda: source)
+    products_db.execute(
+        'update products set attributes = \'{"colour": "green"}\', updated_at = now() where id = 2'
+    )
+    report = products.run()
+    assert report.rows_by_table == {"products": 1}
+    package = products.create_pipeline().get_load_package_info(report.load_ids[-1])
+    jobs = package.jobs["completed_jobs"]
+    formats = {j.job_file_info.file_format for j in jobs if j.job_file_info.table_name == "products"}
+    assert formats == {"parquet", "sql"}  # the rows, and the merge
+    table = snowflake.table("products", "products")
+    assert snowflake.scalar(f"select attributes:colour::string from {table} where id = 2") == "green"
+    assert snowflake.assert_unique("products", "products", "id") == 20

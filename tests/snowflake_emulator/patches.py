@@ -26,9 +26,17 @@ fakesnow 0.12.1 runs both, but trips over the exact SQL dlt writes:
    four only, so a ``TRUNCATE`` committed at once and a failed replace swap left the table empty here
    where Snowflake keeps the rows. The patch opens the transaction for ``TRUNCATE`` too.
 
+7. A function gap: ``AS_VARCHAR(variant)`` returns the string a VARIANT holds, without quotes, and NULL
+   for a VARIANT holding anything else (https://docs.snowflake.com/en/sql-reference/functions/as_char-varchar:
+   "If the type of the value in the variant_expr argument doesn't match the type of the output value,
+   the function returns NULL"). fakesnow has no such function ("Scalar Function with name as_varchar
+   does not exist"), and its ``::VARCHAR`` of a VARIANT string keeps the JSON quotes, where Snowflake
+   drops them. ``utils/snowflake_json.py`` reads JSON text staged from parquet with it. The patch
+   translates it to DuckDB's ``json_extract_string`` when ``json_type`` is ``VARCHAR``.
+
 Patches 1-4 rewrite the parsed statement into the form fakesnow already supports and call fakesnow's
 own code; patch 5 changes what a VARIANT column receives from a text column, as Snowflake does; patch 6
-starts fakesnow's own implicit transaction where Snowflake would.
+starts fakesnow's own implicit transaction where Snowflake would; patch 7 adds a function.
 They touch fakesnow internals, so they are pinned to one fakesnow version and refuse to load on any
 other: re-check them when you bump fakesnow.
 
@@ -212,8 +220,28 @@ def apply() -> None:
     fakesnow.copy_into._inserts = inserts
     cursor = fakesnow.cursor.FakeSnowflakeCursor
     cursor._execute = _truncate_is_dml(cursor._execute)  # type: ignore[method-assign]
+    fakesnow.transforms.try_parse_json = _with_as_varchar(fakesnow.transforms.try_parse_json)  # type: ignore[assignment]
     connector5.apply()
     _applied = True
+
+
+def _with_as_varchar(original: Callable[[exp.Expr], exp.Expr]) -> Callable[[exp.Expr], exp.Expr]:
+    """Patch 7: one of fakesnow's per-node transforms, also turning ``AS_VARCHAR(v)`` into
+    ``CASE WHEN json_type(v) = 'VARCHAR' THEN json_extract_string(v, '$') END`` (NULL otherwise)."""
+
+    def transform(expression: exp.Expr) -> exp.Expr:
+        if (
+            isinstance(expression, exp.Anonymous)
+            and expression.name.upper() == "AS_VARCHAR"
+            and len(expression.expressions) == 1
+        ):
+            value = exp.cast(expression.expressions[0].copy(), "JSON")
+            is_string = exp.EQ(this=exp.func("json_type", value), expression=exp.Literal.string("VARCHAR"))
+            text = exp.func("json_extract_string", value.copy(), exp.Literal.string("$"))
+            return exp.Case(ifs=[exp.If(this=is_string, true=text)])
+        return original(expression)
+
+    return transform
 
 
 def _truncate_is_dml(original: Callable[..., None]) -> Callable[..., None]:
