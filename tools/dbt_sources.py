@@ -36,6 +36,7 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.schema.utils import get_columns_names_with_prop, is_nested_table, new_table
 
 from declarations import Declaration
+from utils.metrics import METRICS_SCHEMA
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 DBT_DIR: Final = REPO_ROOT / "dbt"
@@ -43,12 +44,14 @@ SCHEMAS_DIR: Final = DBT_DIR / "dlt_schemas"
 SOURCES_DIR: Final = DBT_DIR / "models" / "sources"
 LOAD_ID: Final = "_dlt_load_id"
 LOADED_AT_QUERY: Final = (
-    'select max(inserted_at) from {{ this.incorporate(path={"identifier": "_dlt_loads"}) }} where status = 0'
+    'select max(inserted_at) from {{ this.incorporate(path={"identifier": "_dlt_loads"}) }}'
+    f" where status = 0 and schema_name <> '{METRICS_SCHEMA}'"
 )
 """A dataset dlt loads into the warehouse: when its newest successful load finished, from the
 ``_dlt_loads`` table beside the source table - what ``utils/freshness.py`` and the hourly freshness check
 read, so dbt and the check agree, even for a merge table that a load found nothing new for (and for
-tables without ``_dlt_load_id``: dlt adds none to Arrow tables such as products')."""
+tables without ``_dlt_load_id``: dlt adds none to Arrow tables such as products'). A load of the run's
+metrics (``utils/metrics.py``) describes a data load and is not one, so it does not count."""
 LOADED_AT_FIELD: Final = f"to_timestamp(cast({LOAD_ID} as decimal(20, 6)))"
 """A table another loader fills from dlt's files (Snowpipe: ``RAW.EXCHANGE_RATES.RATES``, no
 ``_dlt_loads`` in the warehouse): when the newest row's load started. dlt's load id is the Unix time in

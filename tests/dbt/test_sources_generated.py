@@ -57,3 +57,28 @@ def test_a_pipeline_without_a_committed_schema_gets_its_declared_tables(
         (table, []) for table in sorted(declaration("hubspot").tables)
     ]
     assert source["config"]["freshness"]["warn_after"] == {"count": 30, "period": "hour"}
+
+
+def test_loaded_at_is_the_newest_data_load_not_the_metrics_load_after_it() -> None:
+    """dbt's freshness and the hourly check agree: the metrics load that follows each data load
+    (utils/metrics.py) does not make a dataset look fresher than its data."""
+    import datetime as dt
+
+    import duckdb
+
+    from utils.metrics import METRICS_SCHEMA
+
+    db = duckdb.connect()
+    db.execute(
+        "create table _dlt_loads (load_id text, schema_name text, status bigint, inserted_at timestamp)"
+    )
+    data_load, metrics_load = dt.datetime(2026, 12, 1, 6), dt.datetime(2026, 12, 7, 6)
+    db.execute(
+        "insert into _dlt_loads values (?, 'currencies', 0, ?), (?, ?, 0, ?), ('3', 'currencies', 1, ?)",
+        ["1", data_load, "2", METRICS_SCHEMA, metrics_load, metrics_load],
+    )
+    query = dbt_sources.LOADED_AT_QUERY.replace(
+        '{{ this.incorporate(path={"identifier": "_dlt_loads"}) }}', "_dlt_loads"
+    )
+    assert "{{" not in query
+    assert db.execute(query).fetchone() == (data_load,)
