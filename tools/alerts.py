@@ -79,11 +79,22 @@ def main(argv: list[str] | None = None) -> int:
             "prefect.yaml)"
         ),
     )
+    reg.add_argument(
+        "--heartbeat",
+        type=float,
+        default=automations.HEARTBEAT_SECONDS,
+        metavar="SECONDS",
+        help="the heartbeat of the watched runs (default %(default).0f: prefect.yaml's); --zombie-after "
+        "must cover at least two, or a heartbeat that arrives a little late crashes a healthy run",
+    )
     sub.add_parser("test", help="send a test alert through the registered block")
     args = parser.parse_args(argv)
     if args.command == "register":
-        if args.zombie_after < 2 * MIN_HEARTBEAT_SECONDS:
-            parser.error(f"--zombie-after must be at least {2 * MIN_HEARTBEAT_SECONDS} s (two heartbeats)")
+        if args.heartbeat < MIN_HEARTBEAT_SECONDS:
+            parser.error(f"--heartbeat must be at least {MIN_HEARTBEAT_SECONDS} s (Prefect's shortest)")
+        if args.zombie_after < 2 * args.heartbeat:
+            least, beat = f"{2 * args.heartbeat:.0f}", f"{args.heartbeat:.0f}"
+            parser.error(f"--zombie-after must be at least {least} s (two {beat} s heartbeats)")
         register(
             args.slack_webhook_url or args.webhook_url,
             slack=bool(args.slack_webhook_url),

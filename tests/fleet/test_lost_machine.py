@@ -109,6 +109,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, webhook_server: FakeWebh
                 [
                     *(sys.executable, "-m", "tools.alerts", "register", "--webhook-url", webhook_server.url),
                     *("--zombie-after", str(TEST_ZOMBIE_AFTER_SECONDS)),
+                    *("--heartbeat", str(TEST_HEARTBEAT_SECONDS)),
                 ],
                 cwd=REPO_ROOT,
                 env=server.env(DATA_PIPELINES_ALERT_BLOCK=ALERT_BLOCK),
