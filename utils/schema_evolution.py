@@ -296,7 +296,10 @@ def _alterer(client: Any, destination: str) -> Callable[[str, str, dict[str, Any
         statements = []
         if any(old.get(prop) != new.get(prop) for prop in TYPE_PROPS):
             db_type = mapper.to_destination_type(new, prepared)
-            statements += _type_change(destination, qualified, column, name, old, new, db_type, sql_client)
+            existing = set(client.get_storage_table(table)[1]) if destination != "duckdb" else set()
+            statements += _type_change(
+                destination, qualified, column, name, old, new, db_type, sql_client, existing
+            )
         if old.get("nullable") is False and new.get("nullable") is not False:
             statements.append(f"ALTER TABLE {qualified} ALTER COLUMN {name} DROP NOT NULL")
         for statement in statements:
@@ -319,8 +322,13 @@ def _type_change(
     new: dict[str, Any],
     db_type: str,
     sql_client: Any,
+    existing: set[str],
 ) -> list[str]:
-    """Statements changing the column's type to ``db_type`` in place, keeping every value."""
+    """Statements changing the column's type to ``db_type`` in place, keeping every value.
+
+    ``existing`` holds the table's column names as the warehouse reports them: a rebuild that a kill
+    interrupted (Snowflake commits each statement) is finished rather than started again.
+    """
     naive_to_utc = old.get("data_type") == "timestamp" and old.get("timezone") is False
     if destination == "duckdb":
         using = f" USING ({name} AT TIME ZONE 'UTC')" if naive_to_utc else ""
@@ -334,10 +342,16 @@ def _type_change(
         return [f"ALTER TABLE {qualified} ALTER COLUMN {name} SET DATA TYPE {db_type}"]
     # otherwise a new column filled from the old one (dlt's Snowflake sessions are in UTC, so a naive
     # timestamp is read as UTC) takes its place
-    spare = sql_client.escape_column_name(f"{column}__widened")
+    spare_name = f"{column}__widened"
+    spare = sql_client.escape_column_name(spare_name)
+    present = {existing_name.casefold() for existing_name in existing}
+    has_old, has_spare = column.casefold() in present, spare_name.casefold() in present
+    rename = f"ALTER TABLE {qualified} RENAME COLUMN {spare} TO {name}"
+    if has_spare and not has_old:  # killed after the old column was dropped: its values are in spare
+        return [rename]
     return [
-        f"ALTER TABLE {qualified} ADD COLUMN {spare} {db_type}",
+        *([] if has_spare else [f"ALTER TABLE {qualified} ADD COLUMN {spare} {db_type}"]),
         f"UPDATE {qualified} SET {spare} = CAST({name} AS {db_type})",
         f"ALTER TABLE {qualified} DROP COLUMN {name}",
-        f"ALTER TABLE {qualified} RENAME COLUMN {spare} TO {name}",
+        rename,
     ]

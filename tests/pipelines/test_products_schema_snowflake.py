@@ -83,6 +83,30 @@ def test_widened_columns_are_altered_in_snowflake_and_hold_the_new_values(
     assert products.run().status == "succeeded"
 
 
+@pytest.mark.parametrize("killed_after", ["add", "drop"])
+def test_a_rebuild_killed_between_its_statements_is_finished_by_the_next_run(
+    measures: ProductsDb, snowflake: Snowflake, killed_after: str
+) -> None:
+    """Snowflake commits each statement of a column rebuild: the next run finishes what a kill left."""
+    products.run()
+    table = snowflake.table("products", "measures")
+    measures.execute(
+        "alter table measures alter column seen_at type timestamptz using seen_at at time zone 'UTC';"
+        "update measures set seen_at = '2026-06-01 12:00+00', updated_at = now() + interval '1 hour'"
+    )
+    done = ['ALTER TABLE {t} ADD COLUMN "SEEN_AT__WIDENED" TIMESTAMP_LTZ']
+    if killed_after == "drop":
+        done += ['UPDATE {t} SET "SEEN_AT__WIDENED" = CAST("SEEN_AT" AS TIMESTAMP_LTZ)']
+        done += ['ALTER TABLE {t} DROP COLUMN "SEEN_AT"']
+    for statement in done:  # what the killed run had committed
+        snowflake.query(statement.format(t=table))
+
+    assert products.run().status == "succeeded"
+    types = snowflake.columns("products", "measures")
+    assert "SEEN_AT__WIDENED" not in types and types["SEEN_AT"] == types["UPDATED_AT"]
+    assert snowflake.query(f"select seen_at from {table}") == [(dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC),)]
+
+
 def test_rows_deleted_in_the_source_are_swept_from_snowflake(
     measures: ProductsDb, snowflake: Snowflake
 ) -> None:
