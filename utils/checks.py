@@ -86,8 +86,14 @@ def history(pipeline: dlt.Pipeline) -> dict[str, list[LoadMetrics]]:
             table = client.make_qualified_table_name(METRICS_TABLE)
             columns = ", ".join(client.escape_column_name(name) for name in names)
             order = client.escape_column_name("load_id")
+            # rows of a metrics load that failed after its copy are left out: only completed loads count
+            completed = (
+                f"{client.escape_column_name('_dlt_load_id')} IN"
+                f" (SELECT {client.escape_column_name('load_id')}"
+                f" FROM {client.make_qualified_table_name('_dlt_loads')} WHERE status = 0)"
+            )
             rows = client.execute_sql(
-                f"SELECT {columns} FROM {table} ORDER BY {order} DESC LIMIT {HISTORY_ROWS}"
+                f"SELECT {columns} FROM {table} WHERE {completed} ORDER BY {order} DESC LIMIT {HISTORY_ROWS}"
             )
     except DatabaseUndefinedRelation:
         return {}

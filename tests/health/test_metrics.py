@@ -55,3 +55,18 @@ def test_a_failing_metrics_load_never_fails_the_run_nor_leaves_a_package_behind(
     assert not writer.has_pending_data, "the failed metrics package was dropped"
     third = run_pipeline(make_pipeline(), source)
     assert not third.resumed_load_ids and warehouse.scalar("select count(*) from runner_test.items") == 9
+
+
+def test_the_checks_read_only_rows_of_completed_metrics_loads(warehouse: Warehouse) -> None:
+    """A metrics load that failed after its rows were copied leaves rows no completed load owns."""
+    from utils.checks import history
+
+    pipeline = make_pipeline()
+    report = run_pipeline(pipeline, CountingSource("append", rows=3))
+    with duckdb.connect(str(warehouse.path)) as con:  # what a metrics load cut before _dlt_loads leaves
+        con.execute(
+            "insert into runner_test._pipeline_metrics by name select * replace"
+            " ('9999999999.1' as _dlt_load_id, '9999999999.0' as load_id, 3000 as rows_loaded)"
+            " from runner_test._pipeline_metrics"
+        )
+    assert [(m.load_id, m.rows) for m in history(pipeline)["items"]] == [(report.load_ids[0], 3)]
