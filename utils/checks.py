@@ -30,6 +30,7 @@ import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from declarations import Checks, SchemaCheck, VolumeCheck, declaration
+from utils.filesystem_tables import is_filesystem, table_rows
 from utils.freshness import Freshness
 from utils.metrics import METRICS_TABLE
 
@@ -79,26 +80,15 @@ def freshness_result(freshness: Freshness) -> CheckResult:
 
 
 def history(pipeline: dlt.Pipeline) -> dict[str, list[LoadMetrics]]:
-    """The recent metrics rows of each table of ``pipeline``'s dataset, oldest first (empty: none yet)."""
+    """The recent metrics rows of each table of ``pipeline``'s dataset, oldest first (empty: none yet).
+
+    Only rows of completed metrics loads count: a metrics load cut after its copy leaves rows that no
+    load in ``_dlt_loads`` owns.
+    """
     names = ["load_id", "table_name", "rows_loaded", "columns_present", "new_columns", "new_table"]
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(METRICS_TABLE)
-            columns = ", ".join(client.escape_column_name(name) for name in names)
-            order = client.escape_column_name("load_id")
-            # rows of a metrics load that failed after its copy are left out: only completed loads count
-            completed = (
-                f"{client.escape_column_name('_dlt_load_id')} IN"
-                f" (SELECT {client.escape_column_name('load_id')}"
-                f" FROM {client.make_qualified_table_name('_dlt_loads')} WHERE status = 0)"
-            )
-            rows = client.execute_sql(
-                f"SELECT {columns} FROM {table} WHERE {completed} ORDER BY {order} DESC LIMIT {HISTORY_ROWS}"
-            )
-    except DatabaseUndefinedRelation:
-        return {}
+    rows = _file_history(pipeline, names) if is_filesystem(pipeline) else _sql_history(pipeline, names)
     found: dict[str, list[LoadMetrics]] = {}
-    for load_id, table_name, rows_loaded, present, new_columns, new_table in reversed(rows or []):
+    for load_id, table_name, rows_loaded, present, new_columns, new_table in reversed(rows):
         found.setdefault(str(table_name), []).append(
             LoadMetrics(
                 load_id=str(load_id),
@@ -109,6 +99,35 @@ def history(pipeline: dlt.Pipeline) -> dict[str, list[LoadMetrics]]:
             )
         )
     return found
+
+
+def _sql_history(pipeline: dlt.Pipeline, names: list[str]) -> list[tuple[Any, ...]]:
+    """The newest metrics rows, newest first, from a SQL destination."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(METRICS_TABLE)
+            columns = ", ".join(client.escape_column_name(name) for name in names)
+            order = client.escape_column_name("load_id")
+            completed = (
+                f"{client.escape_column_name('_dlt_load_id')} IN"
+                f" (SELECT {client.escape_column_name('load_id')}"
+                f" FROM {client.make_qualified_table_name('_dlt_loads')} WHERE status = 0)"
+            )
+            rows = client.execute_sql(
+                f"SELECT {columns} FROM {table} WHERE {completed} ORDER BY {order} DESC LIMIT {HISTORY_ROWS}"
+            )
+    except DatabaseUndefinedRelation:
+        return []
+    return [tuple(row) for row in rows or []]
+
+
+def _file_history(pipeline: dlt.Pipeline, names: list[str]) -> list[tuple[Any, ...]]:
+    """The newest metrics rows, newest first, from the filesystem destination's files (S3)."""
+    loads = table_rows(pipeline, "_dlt_loads")
+    completed = {row["load_id"] for row in loads if row.get("status") == 0}
+    stored = [row for row in table_rows(pipeline, METRICS_TABLE) if row.get("_dlt_load_id") in completed]
+    stored.sort(key=lambda row: float(row["load_id"]), reverse=True)
+    return [tuple(row[name] for name in names) for row in stored[:HISTORY_ROWS]]
 
 
 def pipeline_checks(pipeline: dlt.Pipeline, pipeline_name: str, freshness: Freshness) -> list[CheckResult]:

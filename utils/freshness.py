@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from utils import filesystem_tables
 from utils.metrics import METRICS_SCHEMA
 
 
@@ -55,6 +56,18 @@ class LoadRecord:
 
 def newest_load(pipeline: dlt.Pipeline) -> LoadRecord | None:
     """The newest completed data load package of ``pipeline``'s dataset (``status = 0``), times in UTC."""
+    if filesystem_tables.is_filesystem(pipeline):  # S3: its SQL client fails (utils/filesystem_tables.py)
+        loads = [
+            row
+            for row in filesystem_tables.table_rows(pipeline, "_dlt_loads")
+            if row.get("status") == 0 and row.get("schema_name") != METRICS_SCHEMA
+        ]
+        if not loads:
+            return None
+        newest = max(loads, key=lambda row: dt.datetime.fromisoformat(str(row["inserted_at"])))
+        inserted = dt.datetime.fromisoformat(str(newest["inserted_at"]))
+        inserted = inserted if inserted.tzinfo else inserted.replace(tzinfo=dt.UTC)
+        return LoadRecord(str(newest["load_id"]), str(newest["schema_name"]), inserted.astimezone(dt.UTC))
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("_dlt_loads")
@@ -90,6 +103,11 @@ def rows_in_load(pipeline: dlt.Pipeline, load: LoadRecord) -> int:
     if stored is None:
         return 0
     schema = dlt.Schema.from_dict(json.loads(stored.schema))
+    if filesystem_tables.is_filesystem(pipeline):
+        return sum(
+            filesystem_tables.rows_in_files(pipeline, str(table["name"]), load.load_id)
+            for table in schema.data_tables()
+        )
     total = 0
     with pipeline.sql_client(load.schema_name) as client:
         column = client.escape_column_name("_dlt_load_id")
