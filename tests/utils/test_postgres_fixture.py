@@ -34,6 +34,7 @@ def test_products_source_counts_reads_and_goes_offline(
     products_source.go_offline()
     with pytest.raises(PipelineStepFailed) as exc:
         products.run()
-    assert "(caused by NoSuchTableError)" in exc.value.run_report.error  # type: ignore[attr-defined]
+    error = exc.value.run_report.error  # type: ignore[attr-defined]
+    assert "TableSettingError" in error and "public.products does not exist" in error
     products_source.reset()
     assert products.run().status == "succeeded"
