@@ -96,13 +96,10 @@ def _read_schema(path: Path, version: int) -> Schema:
     return Schema.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
-VOLATILE: Final = ("version_hash", "previous_hashes")
-"""Emptied in the committed schemas: they change with every load that evolves the schema (and look like
-secrets to the secret scan); dlt recomputes the hash when it reads the file."""
-
-
 def export_schema(schema: Schema) -> str:
-    """``schema`` as dlt exports it (``export_schema_path``: defaults removed), hashes emptied."""
+    """``schema`` as dlt exports it (``export_schema_path``: defaults removed), hashes emptied: they
+    change with every load that evolves the schema (and look like secrets to the secret scan); dlt
+    recomputes the hash when it reads the file."""
     exported = {**schema.to_dict(remove_defaults=True), "version_hash": "", "previous_hashes": []}
     return yaml.safe_dump(exported, sort_keys=False, allow_unicode=True)
 

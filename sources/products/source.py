@@ -168,11 +168,6 @@ def products_source(
         yield resource.parallelize() if parallel else resource
 
 
-def load_plans(source: Any) -> dict[str, LoadPlan]:
-    """The load plan of each table of a :func:`products_source` (by resource name)."""
-    return {name: resource.load_plan for name, resource in source.resources.items()}
-
-
 def _table_resource(
     engine: sa.Engine,
     metadata: sa.MetaData,
