@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -159,86 +159,123 @@ def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: 
 class _Plan:
     changes: list[tuple[str, str, Any, dict[str, Any], dict[str, Any], bool]]
     """(table, column, recorded column, target properties, resource hint, alter warehouse)"""
-    refusals: list[str]
+    refusals: list[tuple[str, str]]
+    """(resource name, why)"""
 
 
-def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool) -> _Plan:
+def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool, skip: Collection[str] = ()) -> _Plan:
     plan = _Plan([], [])
     stored = pipeline.schemas[source.schema.name]
     naming = stored.naming
     for resource in source.selected_resources.values():
-        name = naming.normalize_table_identifier(str(resource.table_name))
-        table = stored.tables.get(name)
-        if not table or not table.get("columns"):
+        if resource.name in skip:
             continue
-        recorded: dict[str, Any] = {
-            column: hint for column, hint in table["columns"].items() if not column.startswith("_dlt")
-        }
-        # the resource's hints carry the source's names; the schema records them normalised
-        incoming = {
-            naming.normalize_identifier(column): {**hint, "source_name": column}
-            for column, hint in resource.compute_table_schema()["columns"].items()
-        }
-        source_table = str(resource.table_name)
-        source_names = {column: hint["source_name"] for column, hint in incoming.items()}
-        old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
-        old_source_key = [source_names.get(column, column) for column in old_key]
-        new_key = sorted(column for column, hint in incoming.items() if hint.get("primary_key"))
-        if old_key and old_key != new_key and not replacing:
-            plan.refusals.append(
+        refused = len(plan.refusals)
+        changes = len(plan.changes)
+        _plan_table(plan, pipeline, stored, naming, resource, replacing)
+        if len(plan.refusals) > refused:  # a table refused is carried not at all, not in part
+            del plan.changes[changes:]
+    return plan
+
+
+def _plan_table(
+    plan: _Plan, pipeline: dlt.Pipeline, stored: Any, naming: Any, resource: Any, replacing: bool
+) -> None:
+    name = naming.normalize_table_identifier(str(resource.table_name))
+    table = stored.tables.get(name)
+    if not table or not table.get("columns"):
+        return
+    recorded: dict[str, Any] = {
+        column: hint for column, hint in table["columns"].items() if not column.startswith("_dlt")
+    }
+    # the resource's hints carry the source's names; the schema records them normalised
+    incoming = {
+        naming.normalize_identifier(column): {**hint, "source_name": column}
+        for column, hint in resource.compute_table_schema()["columns"].items()
+    }
+    source_table = str(resource.table_name)
+    source_names = {column: hint["source_name"] for column, hint in incoming.items()}
+    old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
+    old_source_key = [source_names.get(column, column) for column in old_key]
+    new_key = sorted(column for column, hint in incoming.items() if hint.get("primary_key"))
+    if old_key and old_key != new_key and not replacing:
+        plan.refusals.append(
+            (
+                resource.name,
                 f"{name}: the primary key changed from ({', '.join(old_key)}) to"
                 f" ({', '.join(new_key) or 'none'}); merging on it would keep rows merged on the old key."
                 f" Reload the table: `uv run python -m pipelines.{pipeline.pipeline_name} --full-refresh`,"
                 f" or keep the old key with {{name = {json.dumps(source_table)}, primary_key ="
                 f" {json.dumps(old_source_key)}}} in"
-                f" [sources.{pipeline.pipeline_name}] tables"
+                f" [sources.{pipeline.pipeline_name}] tables",
             )
-        for column, old in recorded.items():
-            new = incoming.get(column)
-            if new is None:  # dropped in the source: stays, NULL for new rows
-                if old.get("nullable") is False and not old.get("primary_key"):
-                    plan.changes.append((name, column, old, {"nullable": True}, {}, True))
-                continue
-            if "data_type" not in old:
-                continue  # recorded without a type yet (a hint only): dlt completes it
-            verdict, target = target_type(old, new)
-            if verdict == "refuse":
-                plan.refusals.append(
-                    f"{name}.{column}: the source changed it from {describe(old)} to {describe(new)},"
-                    f" which the warehouse column cannot take as it is; "
-                    + _resolution(source_table, new["source_name"], old, pipeline.pipeline_name)
+        )
+    for column, old in recorded.items():
+        new = incoming.get(column)
+        if new is None:  # dropped in the source: stays, NULL for new rows
+            if old.get("nullable") is False and not old.get("primary_key"):
+                plan.changes.append((name, column, old, {"nullable": True}, {}, True))
+            continue
+        if "data_type" not in old:
+            continue  # recorded without a type yet (a hint only): dlt completes it
+        verdict, target = target_type(old, new)
+        if verdict == "refuse":
+            plan.refusals.append(
+                (
+                    resource.name,
+                    f"{name}.{column}: the source changed it from {describe(old)} to"
+                    f" {describe(new)}, which the warehouse column cannot take as it is; "
+                    + _resolution(source_table, new["source_name"], old, pipeline.pipeline_name),
                 )
-                continue
-            hint: dict[str, Any] = {}
-            alter = verdict == "widen"
-            if verdict in ("keep", "widen"):  # the resource loads into the warehouse column's type
-                hint.update({prop: target.get(prop) for prop in TYPE_PROPS})
-            properties = dict(target) if verdict == "widen" else {}
-            if old.get("nullable") is False and new.get("nullable", True) is not False:
-                properties["nullable"] = True
-                alter = True
-            elif old.get("nullable", True) is not False and new.get("nullable") is False:
-                hint["nullable"] = True  # a NOT NULL added in the source: the warehouse stays nullable
-            if hint:
-                hint["resource"] = (resource, new["source_name"])
-            if properties or hint:
-                plan.changes.append((name, column, old, properties, hint, alter))
-    return plan
+            )
+            continue
+        hint: dict[str, Any] = {}
+        alter = verdict == "widen"
+        if verdict in ("keep", "widen"):  # the resource loads into the warehouse column's type
+            hint.update({prop: target.get(prop) for prop in TYPE_PROPS})
+        properties = dict(target) if verdict == "widen" else {}
+        if old.get("nullable") is False and new.get("nullable", True) is not False:
+            properties["nullable"] = True
+            alter = True
+        elif old.get("nullable", True) is not False and new.get("nullable") is False:
+            hint["nullable"] = True  # a NOT NULL added in the source: the warehouse stays nullable
+        if hint:
+            hint["resource"] = (resource, new["source_name"])
+        if properties or hint:
+            plan.changes.append((name, column, old, properties, hint, alter))
 
 
 def carry_schema_changes(
-    pipeline: dlt.Pipeline, source: Any, *, replacing: bool = False
+    pipeline: dlt.Pipeline,
+    source: Any,
+    *,
+    replacing: bool = False,
+    refused: dict[str, str] | None = None,
 ) -> list[ColumnChange]:
     """Carry the source's column changes into the warehouse before ``source`` is extracted (see the
-    module docstring); raise :class:`SchemaChangeRefused` listing every change it cannot carry."""
+    module docstring); raise :class:`SchemaChangeRefused` listing every change it cannot carry.
+
+    With ``refused`` (resource name -> why), a table with a change that cannot be carried is added to
+    it instead, none of its changes carried, and the other tables' changes are carried; resources
+    already in it are skipped. The caller leaves those tables out (``utils.runner.run_pipeline``'s
+    ``failed_tables``)."""
     if source.schema.name not in pipeline.schemas:
         return []  # nothing loaded yet
-    plan = _plan(pipeline, source, replacing)
-    if plan.refusals:
+    plan = _plan(pipeline, source, replacing, skip=refused or ())
+    if plan.refusals and refused is not None:
+        by_table: dict[str, list[str]] = {}
+        for resource_name, why in plan.refusals:
+            by_table.setdefault(resource_name, []).append(why)
+        for resource_name, whys in by_table.items():
+            refused[resource_name] = (
+                f"{SchemaChangeRefused.__name__}: {len(whys)} source change(s) cannot be carried"
+                f" safely: {'; '.join(whys)}"
+            )
+    elif plan.refusals:
         raise SchemaChangeRefused(
             f"{pipeline.pipeline_name}: nothing was loaded; "
             + f"{len(plan.refusals)} source change(s) cannot be carried safely: "
-            + "; ".join(plan.refusals)
+            + "; ".join(why for _, why in plan.refusals)
         )
     if not plan.changes:
         return []
