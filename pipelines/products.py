@@ -136,7 +136,7 @@ def sweep_deleted_keys(
     with pipeline.sql_client() as client:
         for resource in source.selected_resources.values():
             plan = resource.load_plan
-            table = naming.normalize_table_identifier(plan.name)
+            table = naming.normalize_tables_path(plan.resource)  # as dlt names it: "__" kept
             if plan.disposition != "merge" or table in skip:
                 continue
             result = sweep_table(

@@ -181,7 +181,7 @@ def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool, skip: Collection
 def _plan_table(
     plan: _Plan, pipeline: dlt.Pipeline, stored: Any, naming: Any, resource: Any, replacing: bool
 ) -> None:
-    name = naming.normalize_table_identifier(str(resource.table_name))
+    name = naming.normalize_tables_path(str(resource.table_name))  # as dlt names it
     table = stored.tables.get(name)
     if not table or not table.get("columns"):
         return
