@@ -141,3 +141,16 @@ def test_a_database_that_cannot_be_reached_still_fails_plainly(
     assert "could not connect" in (report.error or "") and CANARY not in (report.error or "")
     assert not isinstance(failure.value.exception, TablesLeftOut)
     assert report.step_seconds.get("extract") is None, "the source was never read"
+
+
+def test_a_full_refresh_leaves_a_failing_table_as_it_was(shop: ProductsDb, warehouse: Warehouse) -> None:
+    products.run()
+    payments_cursor = cursor("payments")
+    shop.execute("delete from orders where id = 3")  # a hard delete only the reload (or sweep) sees
+    shop.execute(f"revoke select on payments from {shop.role}")  # type: ignore[attr-defined]
+    with pytest.raises(PipelineStepFailed) as failure:
+        products.run(full_refresh=True)
+    report = failed_report(failure.value)
+    assert report is not None and list(report.failed_tables) == ["payments"]
+    assert ids(warehouse, "orders") == [1, 2], "the others were reloaded"
+    assert ids(warehouse, "payments") == [1, 2, 3] and cursor("payments") == payments_cursor
