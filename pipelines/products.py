@@ -78,7 +78,11 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         # a table whose change is refused is left out, the others load
         data = products_source(**options)
         built.append(data)
-        carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh, refused=failed))
+        carried.extend(
+            carry_schema_changes(
+                pipeline, data, replacing=full_refresh, refused=failed, setting_name=setting_name
+            )
+        )
         return data
 
     try:
@@ -112,6 +116,13 @@ def _finish(
         except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
             logger.error("products: the key sweep failed: %s", describe_error(exc))
             report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+
+
+def setting_name(resource: Any) -> str:
+    """How ``tables`` names a resource's table: ``billing.invoices`` for a table of a schema listed
+    after the first (loaded as ``billing__invoices``), else the table's own name."""
+    plan = resource.load_plan
+    return plan.name if plan.resource == plan.name else f"{plan.schema}.{plan.name}"
 
 
 def sweep_deleted_keys(

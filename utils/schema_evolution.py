@@ -133,8 +133,11 @@ def target_type(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Verdict
     return "refuse", new_type
 
 
-def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: str) -> str:
-    """What resolves a refused change of ``column`` (both named as in the source)."""
+def _resolution(
+    table: str, column: str, old: Mapping[str, Any], pipeline_name: str, resource: str | None = None
+) -> str:
+    """What resolves a refused change of ``column`` (both named as in the source's settings; the
+    ``dlt pipeline drop`` command names the ``resource``, by default ``table``)."""
     override = {
         "bigint": "bigint",
         "double": "double",
@@ -150,7 +153,7 @@ def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: 
     )
     return (
         f"{keep}reload the table with the new type: `uv run dlt pipeline {pipeline_name} drop"
-        f" {shlex.quote(table)}`"
+        f" {shlex.quote(resource or table)}`"
         f" then `uv run python -m pipelines.{pipeline_name} --full-refresh`"
     )
 
@@ -163,7 +166,13 @@ class _Plan:
     """(resource name, why)"""
 
 
-def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool, skip: Collection[str] = ()) -> _Plan:
+def _plan(
+    pipeline: dlt.Pipeline,
+    source: Any,
+    replacing: bool,
+    skip: Collection[str] = (),
+    setting_name: Callable[[Any], str] | None = None,
+) -> _Plan:
     plan = _Plan([], [])
     stored = pipeline.schemas[source.schema.name]
     naming = stored.naming
@@ -172,14 +181,20 @@ def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool, skip: Collection
             continue
         refused = len(plan.refusals)
         changes = len(plan.changes)
-        _plan_table(plan, pipeline, stored, naming, resource, replacing)
+        _plan_table(plan, pipeline, stored, naming, resource, replacing, setting_name)
         if len(plan.refusals) > refused:  # a table refused is carried not at all, not in part
             del plan.changes[changes:]
     return plan
 
 
 def _plan_table(
-    plan: _Plan, pipeline: dlt.Pipeline, stored: Any, naming: Any, resource: Any, replacing: bool
+    plan: _Plan,
+    pipeline: dlt.Pipeline,
+    stored: Any,
+    naming: Any,
+    resource: Any,
+    replacing: bool,
+    setting_name: Callable[[Any], str] | None = None,
 ) -> None:
     name = naming.normalize_tables_path(str(resource.table_name))  # as dlt names it
     table = stored.tables.get(name)
@@ -193,7 +208,7 @@ def _plan_table(
         naming.normalize_identifier(column): {**hint, "source_name": column}
         for column, hint in resource.compute_table_schema()["columns"].items()
     }
-    source_table = str(resource.table_name)
+    source_table = setting_name(resource) if setting_name else str(resource.table_name)
     source_names = {column: hint["source_name"] for column, hint in incoming.items()}
     old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
     old_source_key = [source_names.get(column, column) for column in old_key]
@@ -225,7 +240,9 @@ def _plan_table(
                     resource.name,
                     f"{name}.{column}: the source changed it from {describe(old)} to"
                     f" {describe(new)}, which the warehouse column cannot take as it is; "
-                    + _resolution(source_table, new["source_name"], old, pipeline.pipeline_name),
+                    + _resolution(
+                        source_table, new["source_name"], old, pipeline.pipeline_name, resource.name
+                    ),
                 )
             )
             continue
@@ -251,6 +268,7 @@ def carry_schema_changes(
     *,
     replacing: bool = False,
     refused: dict[str, str] | None = None,
+    setting_name: Callable[[Any], str] | None = None,
 ) -> list[ColumnChange]:
     """Carry the source's column changes into the warehouse before ``source`` is extracted (see the
     module docstring); raise :class:`SchemaChangeRefused` listing every change it cannot carry.
@@ -258,10 +276,11 @@ def carry_schema_changes(
     With ``refused`` (resource name -> why), a table with a change that cannot be carried is added to
     it instead, none of its changes carried, and the other tables' changes are carried; resources
     already in it are skipped. The caller leaves those tables out (``utils.runner.run_pipeline``'s
-    ``failed_tables``)."""
+    ``failed_tables``). ``setting_name`` gives the name a resource's table has in the source's
+    ``tables`` setting, for the overrides a refusal suggests (default: the resource's table name)."""
     if source.schema.name not in pipeline.schemas:
         return []  # nothing loaded yet
-    plan = _plan(pipeline, source, replacing, skip=refused or ())
+    plan = _plan(pipeline, source, replacing, skip=refused or (), setting_name=setting_name)
     if plan.refusals and refused is not None:
         by_table: dict[str, list[str]] = {}
         for resource_name, why in plan.refusals:

@@ -86,6 +86,14 @@ def test_same_named_tables_of_two_schemas_load_into_two_tables(
     state = products.create_pipeline().state["sources"]["products"]["resources"]
     assert {"invoices", "billing__invoices"} <= set(state)
 
+    # a refused change names the table as the settings do, and the resource dlt drops
+    billing.execute("alter table billing.invoices alter column amount type numeric(8,1)")
+    with pytest.raises(PipelineStepFailed) as failure:
+        products.run()
+    why = failure.value.run_report.failed_tables["billing__invoices"]  # type: ignore[attr-defined]
+    assert '{name = "billing.invoices", columns = {"amount" = "decimal(14,4)"}}' in why, why
+    assert "dlt pipeline products drop billing__invoices`" in why
+
 
 def test_one_schema_keeps_todays_names(products_db: ProductsDb, warehouse: Warehouse) -> None:
     """The default (a single schema as a string): names exactly as before."""
