@@ -11,6 +11,8 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products.catalogue import LoadPlan, TableSettingError, refuse_collisions
+from sources.products.source import WAREHOUSE_NAMING
 from tests.fixtures.postgres import ProductsDb
 from tests.fixtures.warehouse import Warehouse
 
@@ -115,3 +117,13 @@ def test_two_tables_that_would_share_a_warehouse_table_are_refused(
     assert failure.value.step == "extract" and "billing__plans" in error
     assert "public.billing__plans and billing.plans" in error or "billing.plans and public" in error
     assert warehouse.tables("products") == set()
+
+
+def test_names_that_normalise_alike_in_one_schema_are_refused() -> None:
+    """Today's single schema too: "Order Items" and order_items would share one warehouse table."""
+    plans = [
+        LoadPlan("Order Items", "table", ("id",), None, None),
+        LoadPlan("order_items", "table", ("id",), None, None),
+    ]
+    with pytest.raises(TableSettingError, match=r"public\.Order Items and public\.order_items"):
+        refuse_collisions(plans, WAREHOUSE_NAMING.normalize_tables_path)
