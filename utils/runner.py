@@ -152,8 +152,9 @@ def run_pipeline(
     (dlt's ``extract`` rolls both back), so a table left out contributes nothing, not even its cursor.
     Once the others are loaded, the run fails at ``extract`` with :class:`TablesLeftOut`. Errors outside
     any resource (the source cannot be built, a connection refused to the whole database) fail the run
-    as before; so do more than :data:`MAX_TABLES_LEFT_OUT` failing tables. Only for merge and replace
-    resources or incremental ones: a retry of the run extracts every table again (see below).
+    as before; so do more than :data:`MAX_TABLES_LEFT_OUT` failing tables, and a failure that leaves
+    nothing to extract (with that resource's own error). Only for merge, replace or incremental
+    resources: a retry of such a run reads every table again, even after finishing a pending package.
     """
     vault_provider.register()  # the AWS Secrets Manager vault, when dlt's switch is on
     report = RunReport(
