@@ -16,12 +16,13 @@ from typing import Any
 
 import dlt
 import pendulum
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from sources.products import products_source
 from utils.destinations import get_destination
 from utils.key_sweep import sweep_table
 from utils.report import describe_error
-from utils.runner import RunReport, iso_date, run_cli, run_pipeline
+from utils.runner import RunReport, TablesLeftOut, failed_report, iso_date, run_cli, run_pipeline
 from utils.schema_evolution import ColumnChange, carry_schema_changes
 
 logger = logging.getLogger("data_pipelines.products")
@@ -68,31 +69,70 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
             options["end_value"] = pendulum.now("UTC")
     carried: list[ColumnChange] = []
     built: list[Any] = []
+    failed: dict[str, str] = {}
+    """Tables left out of this run, with why: a read that failed, a schema change refused."""
 
     def source() -> Any:
         # built after the runner has synced state and schemas from the destination: the source's
-        # column changes are compared with what is loaded, and carried (or refused) before extracting
+        # column changes are compared with what is loaded, and carried (or refused) before extracting;
+        # a table whose change is refused is left out, the others load
         data = products_source(**options)
         built.append(data)
-        carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh))
+        carried.extend(
+            carry_schema_changes(
+                pipeline, data, replacing=full_refresh, refused=failed, setting_name=setting_name
+            )
+        )
         return data
 
-    report = run_pipeline(pipeline, source)
-    report.notes += [f"column widened: {change}" for change in carried]
-    if built and not full_refresh:
-        try:
-            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
-        except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
-            logger.error("products: the key sweep failed: %s", describe_error(exc))
-            report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+    try:
+        report = run_pipeline(pipeline, source, failed_tables=failed)
+    except PipelineStepFailed as exc:
+        report_ = failed_report(exc)
+        if report_ is not None and report_.extracted and isinstance(exc.exception, TablesLeftOut):
+            _finish(pipeline, report_, carried, built, full_refresh, complete=False)  # the others loaded
+        raise
+    _finish(pipeline, report, carried, built, full_refresh)
     return report
 
 
-def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str] = ()) -> list[str]:
+def _finish(
+    pipeline: dlt.Pipeline,
+    report: RunReport,
+    carried: list[ColumnChange],
+    built: list[Any],
+    full_refresh: bool,
+    *,
+    complete: bool = True,
+) -> None:
+    """The report's notes and the key sweep of the tables this run loaded (``built[-1]``'s selected
+    resources; tables left out are deselected there)."""
+    report.notes += [f"column widened: {change}" for change in carried]
+    if built and not full_refresh:
+        try:
+            report.notes += sweep_deleted_keys(
+                pipeline, built[-1], skip=set(report.new_tables), complete=complete
+            )
+        except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
+            logger.error("products: the key sweep failed: %s", describe_error(exc))
+            report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+
+
+def setting_name(resource: Any) -> str:
+    """How ``tables`` names a resource's table: ``billing.invoices`` for a table of a schema listed
+    after the first (loaded as ``billing__invoices``), else the table's own name."""
+    plan = resource.load_plan
+    return plan.name if plan.resource == plan.name else f"{plan.schema}.{plan.name}"
+
+
+def sweep_deleted_keys(
+    pipeline: dlt.Pipeline, source: Any, skip: Collection[str] = (), *, complete: bool = True
+) -> list[str]:
     """Remove (or flag) rows whose key the source no longer has, in every merged table but those in
     ``skip`` (first loaded by this run): the key sweep (:mod:`utils.key_sweep`), at most once per
     ``key_sweep_hours`` (``[sources.products]``; 0: every run); ``key_sweep = false`` turns it off.
-    Returns the report's lines, with each sweep's cost."""
+    ``complete = False`` (tables were left out of the run) sweeps without recording the time, so the
+    next run sweeps every table again. Returns the report's lines, with each sweep's cost."""
     if dlt.config.get("sources.products.key_sweep", bool) is False:
         return []
     every = dlt.config.get("sources.products.key_sweep_hours", float) or 0.0
@@ -107,7 +147,7 @@ def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str
     with pipeline.sql_client() as client:
         for resource in source.selected_resources.values():
             plan = resource.load_plan
-            table = naming.normalize_table_identifier(plan.name)
+            table = naming.normalize_tables_path(plan.resource)  # as dlt names it: "__" kept
             if plan.disposition != "merge" or table in skip:
                 continue
             result = sweep_table(
@@ -122,7 +162,8 @@ def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str
             )
             if result is not None:
                 lines.append(str(result))
-    pipeline.set_local_state_val(SWEPT_AT, now.isoformat())  # only once every table was swept
+    if complete:
+        pipeline.set_local_state_val(SWEPT_AT, now.isoformat())  # only once every table was swept
     return lines
 
 

@@ -35,6 +35,9 @@ class RunReport:
     extracted: bool = False
     notes: list[str] = field(default_factory=list)
     """What else a pipeline did that readers should know (columns widened, deleted keys swept)."""
+    failed_tables: dict[str, str] = field(default_factory=dict)
+    """Tables left out of the run because reading them failed (or their schema change was refused),
+    with why; every other table was loaded (``utils/runner.py``)."""
     failed_step: str | None = None
     error: str | None = None
     requests_by_object: dict[str, int] = field(default_factory=dict)
@@ -88,6 +91,9 @@ class RunReport:
             counts = ", ".join(f"{name} {n:,}" for name, n in sorted(self.requests_by_object.items()))
             lines.append(f"- requests: {sum(self.requests_by_object.values()):,} ({counts})")
         lines += [f"- {note}" for note in self.notes]
+        lines += [
+            f"- **table failed, left out**: `{table}`: {why}" for table, why in self.failed_tables.items()
+        ]
         if self.failed_step:
             lines.append(f"- **failed at {self.failed_step}**: {self.error}")
         return "\n".join(lines) + "\n"

@@ -10,7 +10,10 @@ Every ``pipelines/<name>.py`` calls :func:`run_pipeline`. It runs dlt's steps on
 - **report**: what the run did, as a :class:`~utils.report.RunReport` built from dlt's own trace
   (``utils/report.py``), which flows publish and CLIs print;
 - **show progress**: a pipeline created without its own ``progress=`` gets the collector
-  ``utils/progress.py`` picks (live lines on a terminal, a log line at an interval elsewhere).
+  ``utils/progress.py`` picks (live lines on a terminal, a log line at an interval elsewhere);
+- **leave out a failing table** (``failed_tables``, opt-in): when the extract fails inside one
+  resource, it is extracted again without that resource, the others are normalised and loaded, and the
+  run then fails naming each table left out (:class:`TablesLeftOut`).
 
 No Prefect here: orchestration lives in ``utils/orchestration.py`` and reaches the runner only through
 :func:`attempt`. Destination-specific tuning lives in ``utils/destinations.py``.
@@ -35,6 +38,7 @@ from typing import Any, Literal
 import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.runtime.collector import NullCollector
+from dlt.extract.exceptions import ResourceExtractionError
 from dlt.extract.source import DltSource
 from dlt.pipeline.exceptions import PipelineConfigMissing, PipelineStepFailed
 
@@ -49,6 +53,22 @@ Step = Literal["sync", "extract", "normalize", "load"]
 
 
 SourceFactory = Callable[[], DltSource | Any]
+
+MAX_TABLES_LEFT_OUT = 10
+"""Most resources one run leaves out: each costs an extract more, and past a few failing tables the
+cause is rarely the tables (a role that lost its grants, a database going away)."""
+
+
+class TablesLeftOut(RuntimeError):
+    """Some tables failed and were left out of the run; every other table was loaded."""
+
+    def __init__(self, pipeline_name: str, failures: dict[str, str]) -> None:
+        self.failures = dict(failures)
+        listed = "; ".join(f"{table}: {error}" for table, error in sorted(self.failures.items()))
+        super().__init__(
+            f"{pipeline_name}: {len(self.failures)} table(s) failed and were left out of this run, nothing"
+            f" of them loaded and their cursors kept; every other table was loaded. {listed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +129,13 @@ def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extract_kwargs: Any) -> RunReport:
+def run_pipeline(
+    pipeline: dlt.Pipeline,
+    source_factory: SourceFactory,
+    *,
+    failed_tables: dict[str, str] | None = None,
+    **extract_kwargs: Any,
+) -> RunReport:
     """Extract, normalise and load ``source_factory()`` with ``pipeline``, returning a report.
 
     Load packages a failed earlier run left behind are normalised and loaded first; see the module
@@ -118,6 +144,17 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
     from the destination when it holds a newer state than the local pipeline folder (as dlt's own
     ``run()`` does): an ephemeral worker then carries on from what was loaded instead of starting over.
     Raises dlt's ``PipelineStepFailed`` (with the report attached as ``run_report``) on failure.
+
+    ``failed_tables`` (a dict, usually empty) turns on leaving out failing tables: a resource whose
+    extraction fails (dlt's ``ResourceExtractionError`` names it) is added to it with its error, and the
+    source is built and extracted again without it; the source factory may add tables too (resource
+    name -> why), which are left out the same way. A failed extract commits no package and no state
+    (dlt's ``extract`` rolls both back), so a table left out contributes nothing, not even its cursor.
+    Once the others are loaded, the run fails at ``extract`` with :class:`TablesLeftOut`. Errors outside
+    any resource (the source cannot be built, a connection refused to the whole database) fail the run
+    as before; so do more than :data:`MAX_TABLES_LEFT_OUT` failing tables, and a failure that leaves
+    nothing to extract (with that resource's own error). Only for merge, replace or incremental
+    resources: a retry of such a run reads every table again, even after finishing a pending package.
     """
     vault_provider.register()  # the AWS Secrets Manager vault, when dlt's switch is on
     report = RunReport(
@@ -130,6 +167,8 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
     current = _ATTEMPT.get() or Attempt()
     if current.on_start is not None:
         current.on_start(pipeline)
+    if failed_tables is not None:
+        report.failed_tables = failed_tables  # filled as tables fail; shown whether the run fails or not
     with pipeline_lock(pipeline):
         started = dt.datetime.now(dt.UTC)
         if superseded := _superseded_packages(pipeline):
@@ -143,7 +182,7 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
             pipeline.drop()  # as a fresh worker: state and schemas come back from the destination
         before = schema_snapshot(pipeline)
         try:
-            _run_steps(pipeline, source_factory, report, current.key, extract_kwargs)
+            _run_steps(pipeline, source_factory, report, current.key, extract_kwargs, failed_tables)
         except PipelineStepFailed as exc:
             _report_failure(report, exc)
             raise
@@ -151,6 +190,16 @@ def run_pipeline(pipeline: dlt.Pipeline, source_factory: SourceFactory, **extrac
             add_trace(report, pipeline, started)
             add_schema_changes(report, before, schema_snapshot(pipeline))
         metrics.record(pipeline, report)  # per-table load metrics into the dataset (utils/metrics.py)
+    if failed_tables:  # the others are loaded: now the run fails, so that it is retried and alerted
+        left_out = PipelineStepFailed(
+            pipeline,
+            "extract",
+            None,  # type: ignore[arg-type]
+            TablesLeftOut(report.pipeline_name, failed_tables),
+            None,  # type: ignore[arg-type]
+        )
+        _report_failure(report, left_out)
+        raise left_out
     logger.info("%s", report.to_markdown())
     return report
 
@@ -161,6 +210,7 @@ def _run_steps(
     report: RunReport,
     run_key: str | None,
     extract_kwargs: dict[str, Any],
+    failed_tables: dict[str, str] | None = None,
 ) -> None:
     if pipeline.config.restore_from_destination and not pipeline.dev_mode and not pipeline.has_pending_data:
         # As dlt's own run() does: on a fresh worker, state and schemas come back from the destination.
@@ -185,16 +235,76 @@ def _run_steps(
         _normalize_and_load(pipeline)
         if run_key is not None and marker.is_file() and marker.read_text() == run_key:
             return  # a retry of the run that extracted them: never read the source twice
-    try:
-        data = source_factory()
-    except Exception as exc:  # missing config, bad options: report it like any extract failure
-        raise PipelineStepFailed(pipeline, "extract", None, exc, None) from exc  # type: ignore[arg-type]
-    if run_key is not None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(run_key)
-    pipeline.extract(data, **extract_kwargs)
+    while True:
+        try:
+            data = source_factory()
+        except Exception as exc:  # missing config, bad options: report it like any extract failure
+            raise PipelineStepFailed(pipeline, "extract", None, exc, None) from exc  # type: ignore[arg-type]
+        if failed_tables:
+            _leave_out(pipeline, data, failed_tables)
+        if run_key is not None:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(run_key)
+        try:
+            pipeline.extract(data, **extract_kwargs)
+            break
+        except PipelineStepFailed as exc:
+            if failed_tables is None:
+                raise
+            failing = _failing_resources(exc)
+            if (
+                not failing
+                or set(failing) <= set(failed_tables)  # not one of the extracted resources
+                or len(failed_tables) + len(failing) > MAX_TABLES_LEFT_OUT
+            ):
+                raise
+            failed_tables.update(failing)
+            if isinstance(data, DltSource) and not set(data.resources.selected) - set(failed_tables):
+                raise  # nothing else to extract: the run fails with this error, as it always did
+            logger.warning(
+                "%s: extracting again without %s, which failed: %s",
+                report.pipeline_name,
+                ", ".join(failing),
+                "; ".join(failing.values()),
+            )
+    if failed_tables and run_key is not None:
+        # a retry of this run must read the left-out tables again, even if it first has a package to
+        # finish: the others are merged or replaced again, which changes nothing
+        marker.unlink(missing_ok=True)
     report.extracted = True
     _normalize_and_load(pipeline)
+
+
+def _failing_resources(exc: PipelineStepFailed) -> dict[str, str]:
+    """The resources whose extraction raised ``exc`` (dlt stops at the first; parallel extraction can
+    report any one of several), with the root cause as people read it; empty when the error is outside
+    any resource."""
+    error: BaseException | None = exc.exception
+    while error is not None and not isinstance(error, ResourceExtractionError):
+        error = error.__cause__ or error.__context__
+    if error is None:
+        return {}
+    root: BaseException = error
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return {error.pipe_name: describe_error(root)}
+
+
+def _leave_out(pipeline: dlt.Pipeline, data: Any, failed_tables: dict[str, str]) -> None:
+    """Deselect the failed tables' resources of ``data``; fail when nothing is left to extract."""
+    if not isinstance(data, DltSource):
+        return
+    for name in failed_tables:
+        if name in data.resources:
+            data.resources[name].selected = False
+    if not data.resources.selected:
+        raise PipelineStepFailed(
+            pipeline,
+            "extract",
+            None,  # type: ignore[arg-type]
+            TablesLeftOut(pipeline.pipeline_name, failed_tables),
+            None,  # type: ignore[arg-type]
+        )
 
 
 def _superseded_packages(pipeline: dlt.Pipeline) -> list[str]:

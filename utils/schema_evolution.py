@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -133,8 +133,11 @@ def target_type(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Verdict
     return "refuse", new_type
 
 
-def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: str) -> str:
-    """What resolves a refused change of ``column`` (both named as in the source)."""
+def _resolution(
+    table: str, column: str, old: Mapping[str, Any], pipeline_name: str, resource: str | None = None
+) -> str:
+    """What resolves a refused change of ``column`` (both named as in the source's settings; the
+    ``dlt pipeline drop`` command names the ``resource``, by default ``table``)."""
     override = {
         "bigint": "bigint",
         "double": "double",
@@ -150,7 +153,7 @@ def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: 
     )
     return (
         f"{keep}reload the table with the new type: `uv run dlt pipeline {pipeline_name} drop"
-        f" {shlex.quote(table)}`"
+        f" {shlex.quote(resource or table)}`"
         f" then `uv run python -m pipelines.{pipeline_name} --full-refresh`"
     )
 
@@ -159,86 +162,139 @@ def _resolution(table: str, column: str, old: Mapping[str, Any], pipeline_name: 
 class _Plan:
     changes: list[tuple[str, str, Any, dict[str, Any], dict[str, Any], bool]]
     """(table, column, recorded column, target properties, resource hint, alter warehouse)"""
-    refusals: list[str]
+    refusals: list[tuple[str, str]]
+    """(resource name, why)"""
 
 
-def _plan(pipeline: dlt.Pipeline, source: Any, replacing: bool) -> _Plan:
+def _plan(
+    pipeline: dlt.Pipeline,
+    source: Any,
+    replacing: bool,
+    skip: Collection[str] = (),
+    setting_name: Callable[[Any], str] | None = None,
+) -> _Plan:
     plan = _Plan([], [])
     stored = pipeline.schemas[source.schema.name]
     naming = stored.naming
     for resource in source.selected_resources.values():
-        name = naming.normalize_table_identifier(str(resource.table_name))
-        table = stored.tables.get(name)
-        if not table or not table.get("columns"):
+        if resource.name in skip:
             continue
-        recorded: dict[str, Any] = {
-            column: hint for column, hint in table["columns"].items() if not column.startswith("_dlt")
-        }
-        # the resource's hints carry the source's names; the schema records them normalised
-        incoming = {
-            naming.normalize_identifier(column): {**hint, "source_name": column}
-            for column, hint in resource.compute_table_schema()["columns"].items()
-        }
-        source_table = str(resource.table_name)
-        source_names = {column: hint["source_name"] for column, hint in incoming.items()}
-        old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
-        old_source_key = [source_names.get(column, column) for column in old_key]
-        new_key = sorted(column for column, hint in incoming.items() if hint.get("primary_key"))
-        if old_key and old_key != new_key and not replacing:
-            plan.refusals.append(
+        refused = len(plan.refusals)
+        changes = len(plan.changes)
+        _plan_table(plan, pipeline, stored, naming, resource, replacing, setting_name)
+        if len(plan.refusals) > refused:  # a table refused is carried not at all, not in part
+            del plan.changes[changes:]
+    return plan
+
+
+def _plan_table(
+    plan: _Plan,
+    pipeline: dlt.Pipeline,
+    stored: Any,
+    naming: Any,
+    resource: Any,
+    replacing: bool,
+    setting_name: Callable[[Any], str] | None = None,
+) -> None:
+    name = naming.normalize_tables_path(str(resource.table_name))  # as dlt names it
+    table = stored.tables.get(name)
+    if not table or not table.get("columns"):
+        return
+    recorded: dict[str, Any] = {
+        column: hint for column, hint in table["columns"].items() if not column.startswith("_dlt")
+    }
+    # the resource's hints carry the source's names; the schema records them normalised
+    incoming = {
+        naming.normalize_identifier(column): {**hint, "source_name": column}
+        for column, hint in resource.compute_table_schema()["columns"].items()
+    }
+    source_table = setting_name(resource) if setting_name else str(resource.table_name)
+    source_names = {column: hint["source_name"] for column, hint in incoming.items()}
+    old_key = sorted(column for column, hint in recorded.items() if hint.get("primary_key"))
+    old_source_key = [source_names.get(column, column) for column in old_key]
+    new_key = sorted(column for column, hint in incoming.items() if hint.get("primary_key"))
+    if old_key and old_key != new_key and not replacing:
+        plan.refusals.append(
+            (
+                resource.name,
                 f"{name}: the primary key changed from ({', '.join(old_key)}) to"
                 f" ({', '.join(new_key) or 'none'}); merging on it would keep rows merged on the old key."
                 f" Reload the table: `uv run python -m pipelines.{pipeline.pipeline_name} --full-refresh`,"
                 f" or keep the old key with {{name = {json.dumps(source_table)}, primary_key ="
                 f" {json.dumps(old_source_key)}}} in"
-                f" [sources.{pipeline.pipeline_name}] tables"
+                f" [sources.{pipeline.pipeline_name}] tables",
             )
-        for column, old in recorded.items():
-            new = incoming.get(column)
-            if new is None:  # dropped in the source: stays, NULL for new rows
-                if old.get("nullable") is False and not old.get("primary_key"):
-                    plan.changes.append((name, column, old, {"nullable": True}, {}, True))
-                continue
-            if "data_type" not in old:
-                continue  # recorded without a type yet (a hint only): dlt completes it
-            verdict, target = target_type(old, new)
-            if verdict == "refuse":
-                plan.refusals.append(
-                    f"{name}.{column}: the source changed it from {describe(old)} to {describe(new)},"
-                    f" which the warehouse column cannot take as it is; "
-                    + _resolution(source_table, new["source_name"], old, pipeline.pipeline_name)
+        )
+    for column, old in recorded.items():
+        new = incoming.get(column)
+        if new is None:  # dropped in the source: stays, NULL for new rows
+            if old.get("nullable") is False and not old.get("primary_key"):
+                plan.changes.append((name, column, old, {"nullable": True}, {}, True))
+            continue
+        if "data_type" not in old:
+            continue  # recorded without a type yet (a hint only): dlt completes it
+        verdict, target = target_type(old, new)
+        if verdict == "refuse":
+            plan.refusals.append(
+                (
+                    resource.name,
+                    f"{name}.{column}: the source changed it from {describe(old)} to"
+                    f" {describe(new)}, which the warehouse column cannot take as it is; "
+                    + _resolution(
+                        source_table, new["source_name"], old, pipeline.pipeline_name, resource.name
+                    ),
                 )
-                continue
-            hint: dict[str, Any] = {}
-            alter = verdict == "widen"
-            if verdict in ("keep", "widen"):  # the resource loads into the warehouse column's type
-                hint.update({prop: target.get(prop) for prop in TYPE_PROPS})
-            properties = dict(target) if verdict == "widen" else {}
-            if old.get("nullable") is False and new.get("nullable", True) is not False:
-                properties["nullable"] = True
-                alter = True
-            elif old.get("nullable", True) is not False and new.get("nullable") is False:
-                hint["nullable"] = True  # a NOT NULL added in the source: the warehouse stays nullable
-            if hint:
-                hint["resource"] = (resource, new["source_name"])
-            if properties or hint:
-                plan.changes.append((name, column, old, properties, hint, alter))
-    return plan
+            )
+            continue
+        hint: dict[str, Any] = {}
+        alter = verdict == "widen"
+        if verdict in ("keep", "widen"):  # the resource loads into the warehouse column's type
+            hint.update({prop: target.get(prop) for prop in TYPE_PROPS})
+        properties = dict(target) if verdict == "widen" else {}
+        if old.get("nullable") is False and new.get("nullable", True) is not False:
+            properties["nullable"] = True
+            alter = True
+        elif old.get("nullable", True) is not False and new.get("nullable") is False:
+            hint["nullable"] = True  # a NOT NULL added in the source: the warehouse stays nullable
+        if hint:
+            hint["resource"] = (resource, new["source_name"])
+        if properties or hint:
+            plan.changes.append((name, column, old, properties, hint, alter))
 
 
 def carry_schema_changes(
-    pipeline: dlt.Pipeline, source: Any, *, replacing: bool = False
+    pipeline: dlt.Pipeline,
+    source: Any,
+    *,
+    replacing: bool = False,
+    refused: dict[str, str] | None = None,
+    setting_name: Callable[[Any], str] | None = None,
 ) -> list[ColumnChange]:
     """Carry the source's column changes into the warehouse before ``source`` is extracted (see the
-    module docstring); raise :class:`SchemaChangeRefused` listing every change it cannot carry."""
+    module docstring); raise :class:`SchemaChangeRefused` listing every change it cannot carry.
+
+    With ``refused`` (resource name -> why), a table with a change that cannot be carried is added to
+    it instead, none of its changes carried, and the other tables' changes are carried; resources
+    already in it are skipped. The caller leaves those tables out (``utils.runner.run_pipeline``'s
+    ``failed_tables``). ``setting_name`` gives the name a resource's table has in the source's
+    ``tables`` setting, for the overrides a refusal suggests (default: the resource's table name)."""
     if source.schema.name not in pipeline.schemas:
         return []  # nothing loaded yet
-    plan = _plan(pipeline, source, replacing)
-    if plan.refusals:
+    plan = _plan(pipeline, source, replacing, skip=refused or (), setting_name=setting_name)
+    if plan.refusals and refused is not None:
+        by_table: dict[str, list[str]] = {}
+        for resource_name, why in plan.refusals:
+            by_table.setdefault(resource_name, []).append(why)
+        for resource_name, whys in by_table.items():
+            refused[resource_name] = (
+                f"{SchemaChangeRefused.__name__}: {len(whys)} source change(s) cannot be carried"
+                f" safely: {'; '.join(whys)}"
+            )
+    elif plan.refusals:
         raise SchemaChangeRefused(
             f"{pipeline.pipeline_name}: nothing was loaded; "
             + f"{len(plan.refusals)} source change(s) cannot be carried safely: "
-            + "; ".join(plan.refusals)
+            + "; ".join(why for _, why in plan.refusals)
         )
     if not plan.changes:
         return []

@@ -14,6 +14,11 @@ Plain names must exist, whatever their kind. Every selected table is reflected i
   table without a key, ``replace`` (one transaction swaps all its rows each run): merge without a key
   would append every row again on every run.
 
+With several schemas (``schema = ["public", "billing"]``) each is discovered the same way; an entry
+naming a listed schema (``"billing.*"``) applies there only, any other in every schema. Tables of the
+first schema load under their own names, those of the others as ``<schema>__<table>``; two tables that
+would load into one warehouse table are refused.
+
 A setting that cannot be honoured exactly (a key or cursor column the table does not have, a cursor on
 a table without a key) is refused before anything is read, naming the table and the setting.
 Nothing here is specific to the batch load: the change-data-capture path reuses it.
@@ -50,7 +55,8 @@ class TableSettingError(ValueError):
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """How one table loads: its key (empty: none), cursor, soft-delete column and column overrides."""
+    """How one table loads: its key (empty: none), cursor, soft-delete column and column overrides,
+    and where it is: its PostgreSQL schema and the resource (and warehouse table) it loads as."""
 
     name: str
     kind: str
@@ -58,6 +64,13 @@ class LoadPlan:
     cursor: str | None
     soft_delete_column: str | None
     columns: Mapping[str, str] = field(default_factory=dict)
+    schema: str = "public"
+    resource_name: str = ""
+    """The dlt resource and warehouse table name (before dlt normalises it); ``name`` when empty."""
+
+    @property
+    def resource(self) -> str:
+        return self.resource_name or self.name
 
     @property
     def disposition(self) -> str:
@@ -131,8 +144,12 @@ def select_tables(
     exclude: Sequence[str] = (),
     views: bool = False,
     schema: str = "public",
+    *,
+    plain_may_be_missing: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """The selected tables in name order, each with its own settings (later entries win)."""
+    """The selected tables in name order, each with its own settings (later entries win).
+    ``plain_may_be_missing``: a plain name missing here is no error (several schemas are listed, and
+    the caller checks that it exists in one of them)."""
     selected: dict[str, dict[str, Any]] = {}
     for entry in entries:
         pattern = str(entry["name"])
@@ -144,6 +161,8 @@ def select_tables(
             ]
         elif pattern in relations:
             matches = [pattern]
+        elif plain_may_be_missing:
+            matches = []
         else:
             raise TableSettingError(
                 f"sources.products.tables: {schema}.{pattern} does not exist (or the user cannot see it);"
@@ -158,7 +177,15 @@ def select_tables(
     return dict(sorted(selected.items()))
 
 
-def plan_table(table: sa.Table, kind: str, settings: Mapping[str, Any], defaults: Defaults) -> LoadPlan:
+def plan_table(
+    table: sa.Table,
+    kind: str,
+    settings: Mapping[str, Any],
+    defaults: Defaults,
+    *,
+    schema: str | None = None,
+    resource_name: str = "",
+) -> LoadPlan:
     """The load plan of one reflected table (see the module docstring for the rules)."""
     name = str(table.name)
     columns = set(table.columns.keys())
@@ -203,7 +230,16 @@ def plan_table(table: sa.Table, kind: str, settings: Mapping[str, Any], defaults
         soft_delete = defaults.soft_delete_column if defaults.soft_delete_column in columns else None
     overrides = settings.get("columns") or {}
     missing("columns", list(overrides))
-    return LoadPlan(name, kind, key, cursor, soft_delete, dict(overrides))
+    return LoadPlan(
+        name,
+        kind,
+        key,
+        cursor,
+        soft_delete,
+        dict(overrides),
+        schema=schema or str(table.schema or "public"),
+        resource_name=resource_name,
+    )
 
 
 def discover(
@@ -215,16 +251,126 @@ def discover(
     exclude: Sequence[str] = (),
     views: bool = False,
 ) -> tuple[sa.MetaData, list[LoadPlan]]:
-    """Select, reflect (in one pass) and plan the tables the settings ask for."""
+    """Select, reflect (in one pass) and plan the tables of one schema the settings ask for."""
+    metadata, plans = discover_schemas(engine, [schema], tables, defaults, exclude=exclude, views=views)
+    return metadata[schema], plans
+
+
+def as_schemas(value: Any) -> list[str]:
+    """The ``schema`` setting as a list: a name, or a list of names (in TOML or as a JSON list)."""
+    if isinstance(value, str) and not value.strip().startswith("["):
+        return [value]
+    schemas = [str(item) for item in listing(value)]
+    if not schemas or len(set(schemas)) != len(schemas):
+        raise TableSettingError(f"sources.products.schema = {value!r}: name one schema, or several once each")
+    return schemas
+
+
+def split_name(pattern: str, schemas: Sequence[str]) -> tuple[str | None, str]:
+    """``(schema, table pattern)`` of a ``tables`` or ``exclude`` entry: ``billing.*`` names a listed
+    schema; a pattern without one (or whose prefix is not a listed schema) matches in every schema."""
+    prefix, dot, rest = pattern.partition(".")
+    if dot and prefix in schemas:
+        return prefix, rest
+    return None, pattern
+
+
+def resource_name(schema: str, table: str, schemas: Sequence[str]) -> str:
+    """The resource (and warehouse table) a table loads as: its own name in the first listed schema,
+    ``<schema>__<table>`` in the others (dlt then normalises it: ``billing__order_items``)."""
+    return table if schema == schemas[0] else f"{schema}__{table}"
+
+
+def refuse_collisions(plans: Sequence[LoadPlan], normalise: Any) -> None:
+    """Refuse, before anything is read, two tables that would load into one warehouse table."""
+    seen: dict[str, LoadPlan] = {}
+    for plan in plans:
+        table = normalise(plan.resource)
+        if (other := seen.setdefault(table, plan)) is not plan:
+            raise TableSettingError(
+                f"sources.products.tables: {other.schema}.{other.name} and {plan.schema}.{plan.name}"
+                f" would both load into the warehouse table {table}; leave one out with exclude"
+                f' (exclude = ["{plan.schema}.{plan.name}"])'
+            )
+
+
+def discover_schemas(
+    engine: sa.Engine,
+    schemas: Sequence[str],
+    tables: Any,
+    defaults: Defaults,
+    *,
+    exclude: Sequence[str] = (),
+    views: bool = False,
+) -> tuple[dict[str, sa.MetaData], list[LoadPlan]]:
+    """Select, reflect (one pass per schema) and plan the tables of ``schemas`` the settings ask for:
+    one ``MetaData`` per schema (dlt's ``sql_table`` looks tables up in their schema's), and the plans
+    in schema order, then name order."""
     entries = parse_tables(tables)
+    metadata: dict[str, sa.MetaData] = {}
+    selected: dict[tuple[str, str], dict[str, Any]] = {}
+    kinds: dict[tuple[str, str], str] = {}
     with engine.connect() as connection:
-        relations = list_relations(connection, schema)
-        selected = select_tables(relations, entries, exclude, views, schema)
-        metadata = sa.MetaData(schema=schema)
-        if selected:
-            metadata.reflect(connection, schema=schema, only=list(selected), views=True, resolve_fks=False)
+        relations = {schema: list_relations(connection, schema) for schema in schemas}
+        for schema in schemas:
+            own = _entries_for(entries, schema, schemas)
+            mine = select_tables(
+                relations[schema],
+                own,
+                [
+                    table
+                    for where, table in (split_name(p, schemas) for p in exclude)
+                    if where in (None, schema)
+                ],
+                views,
+                schema,
+                plain_may_be_missing=len(schemas) > 1,
+            )
+            selected.update({(schema, name): settings for name, settings in mine.items()})
+            kinds.update({(schema, name): relations[schema][name] for name in mine})
+            metadata[schema] = sa.MetaData(schema=schema)
+            if mine:
+                metadata[schema].reflect(
+                    connection, schema=schema, only=list(mine), views=True, resolve_fks=False
+                )
+    if len(schemas) > 1:
+        _refuse_missing(entries, schemas, relations)
     plans = [
-        plan_table(metadata.tables[f"{schema}.{name}"], relations[name], settings, defaults)
-        for name, settings in selected.items()
+        plan_table(
+            metadata[schema].tables[f"{schema}.{name}"],
+            kinds[(schema, name)],
+            settings,
+            defaults,
+            schema=schema,
+            resource_name=resource_name(schema, name, schemas),
+        )
+        for (schema, name), settings in selected.items()
     ]
     return metadata, plans
+
+
+def _entries_for(
+    entries: Sequence[Mapping[str, Any]], schema: str, schemas: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The ``tables`` entries that apply in ``schema``, their names without the schema."""
+    own = []
+    for entry in entries:
+        where, name = split_name(str(entry["name"]), schemas)
+        if where in (None, schema):
+            own.append({**entry, "name": name})
+    return own
+
+
+def _refuse_missing(
+    entries: Sequence[Mapping[str, Any]], schemas: Sequence[str], relations: Mapping[str, Mapping[str, str]]
+) -> None:
+    """A plain name (not a pattern) must exist in at least one listed schema (or in the one it names)."""
+    for entry in entries:
+        where, name = split_name(str(entry["name"]), schemas)
+        if is_pattern(name):
+            continue
+        if not any(name in relations[schema] for schema in ([where] if where else schemas)):
+            raise TableSettingError(
+                f"sources.products.tables: {entry['name']} does not exist in {', '.join(schemas)} (or the"
+                " user cannot see it); remove it from tables or check the schema setting"
+            )

@@ -15,13 +15,22 @@ from typing import Any, Final, Literal, get_args
 import dlt
 import sqlalchemy as sa
 from dlt.common.configuration.specs import ConnectionStringCredentials
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TDeleteInsertStrategyDict, TSchemaContractDict
 from dlt.common.typing import TDataItem
 from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import engine_from_credentials, sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
-from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
+from sources.products.catalogue import (
+    DEFAULT_CURSORS,
+    Defaults,
+    LoadPlan,
+    as_names,
+    as_schemas,
+    discover_schemas,
+    refuse_collisions,
+)
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.keys import read_keys
 from utils.adbc import AdbcTableLoader, ReadError
@@ -40,6 +49,10 @@ DEFAULT_CHUNK_SIZE: Final = 100_000
 BACKENDS: Final = ("adbc", "pyarrow")
 """``adbc`` (default): binary COPY read without the GIL; ``pyarrow``: dlt's SQLAlchemy fallback."""
 
+
+WAREHOUSE_NAMING: Final = NamingConvention()
+"""dlt's default naming (snake_case), which every destination of this project uses for table names:
+two source tables that it would load into one warehouse table are refused."""
 
 SCHEMA_CONTRACT: Final[TSchemaContractDict] = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
 """A new source column flows through (schema evolution); a column whose type changes in PostgreSQL
@@ -80,7 +93,7 @@ class TableSpec:
 @dlt.source(section="products", name="products", max_table_nesting=0)
 def products_source(
     credentials: ConnectionStringCredentials = dlt.secrets.value,
-    schema: str = "public",
+    schema: Any = "public",  # a name or a list (dlt resolves no union type from config: Any)
     tables: Sequence[str | dict[str, Any]] = ("products",),
     exclude: Sequence[str] = (),
     views: bool = False,
@@ -104,8 +117,10 @@ def products_source(
     Config (``[sources.products]`` or ``SOURCES__PRODUCTS__*``; credentials in secrets):
         credentials: a connection string (``postgresql://`` with user, password, host, port and
             database) or its fields.
-        schema: the PostgreSQL schema (``public``).
-        tables: table names or glob patterns (``"*"`` for every table of the schema), or tables as
+        schema: the PostgreSQL schema (``public``), or a list of schemas: tables of the first keep
+            their names in the warehouse, those of the others load as ``<schema>__<table>``.
+        tables: table names or glob patterns (``"*"`` for every table of the schema), each matching
+            in every listed schema unless it names one (``"billing.*"``), or tables as
             ``{name, primary_key, cursor, soft_delete_column, columns}`` where a table differs from
             the defaults below; ``columns`` overrides the type map for some columns: ``{price =
             "text"}`` (or ``double``, ``bigint``, ``decimal(p,s)``; see docs/products.md).
@@ -149,11 +164,15 @@ def products_source(
         soft_delete_column=soft_delete_column or None,
     )
     engine = _clear_connection_errors(engine_from_credentials(credentials))
-    metadata, plans = discover(engine, schema, tables, defaults, exclude=as_names(exclude), views=bool(views))
+    schemas = as_schemas(schema)
+    metadata, plans = discover_schemas(
+        engine, schemas, tables, defaults, exclude=as_names(exclude), views=bool(views)
+    )
+    refuse_collisions(plans, WAREHOUSE_NAMING.normalize_tables_path)
     for plan in plans:
         resource = _table_resource(
             engine,
-            metadata,
+            metadata[plan.schema],
             plan,
             lag_seconds=lag_seconds,
             soft_delete=soft_delete,  # type: ignore[arg-type]
@@ -214,8 +233,10 @@ def _table_resource(
         else None,
         primary_key=list(plan.primary_key) or None,  # type: ignore[arg-type]
     )
+    if plan.resource != plan.name:  # a table of a schema listed after the first: <schema>__<table>
+        resource = resource.with_name(plan.resource)
     resource.load_plan = plan  # type: ignore[attr-defined]
-    table = metadata.tables[f"{metadata.schema}.{plan.name}"]
+    table = metadata.tables[f"{plan.schema}.{plan.name}"]
     # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
     resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
     # on Snowflake, JSON text (every JSON column's, with json_as_objects) lands as VARIANT objects;

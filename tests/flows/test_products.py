@@ -50,3 +50,22 @@ def test_unreachable_database_fails_the_flow_after_retries(
     assert "could not connect to PostgreSQL" in message and '"shop_db" on 127.0.0.1:1' in message, message
     assert "secret-x" not in message
     assert warehouse.tables("products") == set()
+
+
+def test_a_table_left_out_fails_the_flow_after_retries_and_the_others_load_once(
+    products_db: ProductsDb, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every attempt loads the readable tables (merged: once each) and fails naming the other."""
+    without_retry_delay(monkeypatch, flow_module, "load_products")
+    products_db.execute("create table regions (code text, opened date)")
+    products_db.execute("insert into regions values ('north', '2020-01-01'), ('west', 'infinity')")
+    monkeypatch.setenv("SOURCES__PRODUCTS__TABLES", '["*"]')
+    state: State[Any] = flow_module.products_daily_flow(return_state=True)
+    assert state.is_failed()
+    [(task_run, _states)] = task_runs(state.state_details.flow_run_id)
+    assert task_run.run_count == 4, "retried like any failure, so it alerts when the retries are spent"
+    message = str(state.message)
+    assert "1 table(s) failed and were left out" in message and "regions" in message, message
+    assert warehouse.scalar("select count(*) from products.products") == 20
+    assert warehouse.scalar("select count(distinct id) from products.products") == 20
+    assert "regions" not in warehouse.tables("products")
