@@ -5,7 +5,8 @@ position (:mod:`sources.products.replication`) and then, per table with a key:
 
 - **read in full and merged** (a snapshot) when the table has not been captured before (the first run,
   or a table newly added to the publication), when the stream says it was truncated, when its changes
-  do not carry its configured key, or when the slot is not where the last load left it (lost and
+  do not carry its configured key, when a column was added to it (a default fills rows the stream
+  never mentions), or when the slot is not where the last load left it (lost and
   created again, or advanced by someone else): rows deleted meanwhile are then found by a key sweep;
 - **re-read by key** when it changed: the current rows of the changed keys, merged, and the keys the
   table no longer has deleted (or flagged) in the warehouse after the load;
@@ -53,6 +54,8 @@ class Capture:
     changed: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
     """Tables re-read by key, with the changed keys (PostgreSQL's text form)."""
     not_captured: list[str] = field(default_factory=list)
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    """Each captured table's columns now: a column added later makes the next run read it in full."""
 
     @property
     def reached(self) -> int:
@@ -64,6 +67,7 @@ class Capture:
             "publication": self.publication,
             "reached": lsn_text(self.reached),
             "tables": sorted(self.captured),
+            "columns": {name: self.columns.get(name, []) for name in sorted(self.captured)},
         }
 
     def confirm(self) -> None:
@@ -94,6 +98,7 @@ def plan_capture(
     slot: str,
     publication: str,
     recorded: dict[str, Any],
+    columns: dict[str, list[str]],
 ) -> Capture:
     """Read the slot's changes and decide how each table with a key loads (module docstring)."""
     keyed = [plan for plan in plans if plan.primary_key]
@@ -102,6 +107,8 @@ def plan_capture(
     changes = read_changes(engine, slot, publication, keys=captured)
     capture = Capture(engine, slot, publication, changes, prepared.slot.confirmed, captured)
     capture.not_captured = [plan.name for plan in keyed if plan.name not in captured]
+    capture.columns = {name: columns[name] for name in captured}
+    known = recorded.get("columns") or {}
     before = set(recorded.get("tables", ())) if recorded.get("slot") == slot else set()
     lost = None
     if before and prepared.created:
@@ -118,6 +125,9 @@ def plan_capture(
             capture.snapshots[name] = (
                 "first read through the slot" if not before else "new in the publication"
             )
+        elif set(columns[name]) - set(known.get(name, columns[name])):
+            added = sorted(set(columns[name]) - set(known[name]))
+            capture.snapshots[name] = f"column(s) added in the source: {', '.join(added)}"
         elif name in changes.truncated:
             capture.snapshots[name] = "truncated in the source"
         elif name in changes.undecodable:

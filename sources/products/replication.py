@@ -34,6 +34,8 @@ DEFAULT_PUBLICATION: Final = "data_pipelines_products"
 READ_TIMEOUT_SECONDS: Final = 60.0
 """Longest a run waits for the server to report a position at or past the run's target."""
 POLL_SECONDS: Final = 1.0
+BUSY_SECONDS: Final = 15.0
+"""Longest a run waits for a slot still held by another connection (a run killed a moment ago)."""
 
 
 class CaptureSetupError(ProductsDatabaseError):
@@ -154,6 +156,16 @@ def prepare(engine: sa.Engine, schema: str, publication: str, slot: str, keyed: 
             raise missing_publication(publication, schema, keyed)
         published = publication_tables(cursor, publication, schema)
         info = slot_info(cursor, slot)
+        deadline = time.monotonic() + BUSY_SECONDS
+        while info is not None and info.active_pid is not None:
+            if time.monotonic() > deadline:
+                raise CaptureSetupError(
+                    f"products: the replication slot {slot!r} is in use by server process {info.active_pid}"
+                    " (another run of this pipeline, or another client); nothing was loaded - wait for it"
+                    " to finish"
+                )
+            time.sleep(0.2)
+            info = slot_info(cursor, slot)
     created = False
     if info is None:
         create_slot(engine, slot)

@@ -166,7 +166,16 @@ def products_source(
     if change_capture == "logical" and write_disposition == "merge":
         recorded = dict(dlt.current.source_state().get(STATE_KEY) or {})
         capture = plan_capture(
-            engine, schema, plans, slot=slot_name, publication=publication_name, recorded=recorded
+            engine,
+            schema,
+            plans,
+            slot=slot_name,
+            publication=publication_name,
+            recorded=recorded,
+            columns={
+                plan.name: list(metadata.tables[f"{metadata.schema}.{plan.name}"].columns.keys())
+                for plan in plans
+            },
         )
     for plan in plans:
         keys = None

@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from tests.fixtures.faults import Faults
 from tests.fixtures.warehouse import Warehouse
+from utils.runner import attempt
 
 SLOT = "data_pipelines_products"
 PUBLICATION = "data_pipelines_products"
@@ -99,4 +107,216 @@ def test_snapshot_then_inserts_updates_and_deletes(shop: Shop, warehouse: Wareho
     assert not any("read in full" in note for note in report.notes), report.notes
     assert any("items: 4 changed key(s) re-read, 2 deleted" in note for note in report.notes), report.notes
     report = products.run()  # nothing changed
+    same(shop, warehouse)
+
+
+def test_a_large_out_of_line_value_left_unchanged_keeps_its_warehouse_value(
+    shop: Shop, warehouse: Warehouse
+) -> None:
+    shop.execute(
+        "update items set body = (select string_agg(md5(random()::text), '') from generate_series(1, 3200))"
+    )
+    products.run()
+    same(shop, warehouse)
+    assert warehouse.scalar("select min(length(body)) from products.items") == 102_400
+    shop.execute("update items set name = name || ' v2' where id <= 5")  # pgoutput sends body as 'u'
+    products.run()
+    same(shop, warehouse)
+
+
+def test_soft_delete_flag_flags_rows_deleted_in_the_source(
+    shop: Shop, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__SOFT_DELETE", "flag")
+    products.run()
+    shop.execute("delete from items where id in (2, 7)")
+    products.run()
+    assert sorted(warehouse.query("select id from products.items where deleted_at is not null")) == [
+        (2,),
+        (7,),
+    ]
+    live = sorted(warehouse.query(f"select {COLUMNS['items']} from products.items where deleted_at is null"))
+    assert live == shop.rows("items")
+
+
+def test_transactions_across_tables_repeated_updates_and_key_changes(
+    shop: Shop, warehouse: Warehouse
+) -> None:
+    products.run()
+    shop.execute(
+        "begin; insert into items values (20, 'both', 1, null, null); update lines set qty = qty + 100;"
+        " delete from lines where order_id = 1 and line = 2; commit"
+    )
+    for price in range(1, 6):  # several updates to one row in one run: the last wins
+        shop.execute("update items set price = :price where id = 1", price=price)
+    shop.execute("update items set id = 100 where id = 5")  # a key-changing update
+    shop.execute("update lines set line = 9 where order_id = 2 and line = 1")
+    shop.execute("update items set deleted_at = now() where id = 6")  # soft-deleted: removed
+    shop.execute("insert into items values (21, 'soft', 1, null, now())")
+    products.run()
+    shop.execute("delete from items where deleted_at is not null")
+    same(shop, warehouse)
+    assert warehouse.scalar("select price from products.items where id = 1") == 5
+
+
+def test_an_idle_publication_still_advances_the_slot(shop: Shop, warehouse: Warehouse) -> None:
+    products.run()
+    shop.execute("create table logs (line text)")  # not in the publication
+    shop.execute(
+        "insert into logs select repeat(md5(g::text), 20) from generate_series(1, 30000) g"
+    )  # ~20 MB
+    shop.execute("checkpoint")
+    retained = shop.slot()
+    assert retained is not None and retained[1] > 20_000_000
+    report = products.run()
+    assert any("0 change(s) read" in note for note in report.notes), report.notes
+    shop.execute("checkpoint")  # logs the running transactions the slot's restart position moves to
+    retained = shop.slot()
+    assert retained is not None and retained[1] < 1_000_000, (
+        f"the slot still holds {retained[1]:,} bytes of WAL"
+    )
+    same(shop, warehouse)
+
+
+def test_a_column_added_in_the_source_arrives_in_every_row(shop: Shop, warehouse: Warehouse) -> None:
+    products.run()
+    shop.execute("alter table items add column colour text default 'red'")
+    shop.execute("update items set colour = 'blue' where id = 1")
+    report = products.run()
+    assert any("items read in full: column(s) added in the source: colour" in note for note in report.notes)
+    source = sorted(
+        tuple(row) for row in shop.engine.connect().execute(sa.text("select id, colour from items"))
+    )
+    assert sorted(warehouse.query("select id, colour from products.items")) == source
+    same(shop, warehouse)
+
+
+def test_truncate_is_honoured(shop: Shop, warehouse: Warehouse) -> None:
+    products.run()
+    shop.execute("truncate items; insert into items values (50, 'after', 1, null, null)")
+    report = products.run()
+    assert any("items read in full: truncated in the source" in note for note in report.notes), report.notes
+    same(shop, warehouse)
+
+
+def test_tables_outside_the_publication_load_by_cursor_until_added(shop: Shop, warehouse: Warehouse) -> None:
+    shop.execute(
+        "create table extra (id int primary key, v text); insert into extra values (1, 'a'), (2, 'b')"
+    )
+    COLUMNS["extra"] = "id, v"
+    try:
+        report = products.run()
+        assert any("extra not in the publication" in note for note in report.notes), report.notes
+        same(shop, warehouse)
+        shop.execute("delete from extra where id = 1; insert into extra values (3, 'c')")
+        products.run()  # by cursor (here the whole table) and the key sweep
+        same(shop, warehouse)
+        shop.execute(f"alter publication {PUBLICATION} add table extra")
+        shop.execute("delete from extra where id = 2; insert into extra values (4, 'd')")
+        report = products.run()
+        assert any("extra read in full: new in the publication" in note for note in report.notes), (
+            report.notes
+        )
+        same(shop, warehouse)
+        shop.execute("update extra set v = 'e' where id = 3")
+        products.run()
+        same(shop, warehouse)
+    finally:
+        del COLUMNS["extra"]
+
+
+def test_a_lost_slot_is_rebuilt_by_reading_the_tables_again(shop: Shop, warehouse: Warehouse) -> None:
+    products.run()
+    drop_slots(shop)
+    shop.execute("delete from items where id = 1; update items set name = 'while lost' where id = 2")
+    report = products.run()
+    assert any("was missing and has been created again" in note for note in report.notes), report.notes
+    same(shop, warehouse)
+    drop_slots(shop)  # recreated by the set-up command: past the position the last load reached
+    shop.execute(f"select pg_create_logical_replication_slot('{SLOT}', 'pgoutput')")
+    shop.execute("delete from items where id = 3")
+    shop.execute(f"select pg_replication_slot_advance('{SLOT}', pg_current_wal_lsn())")
+    report = products.run()
+    assert any("is past the position the last load reached" in note for note in report.notes), report.notes
+    same(shop, warehouse)
+
+
+def test_a_missing_publication_fails_before_anything_loads(shop: Shop, warehouse: Warehouse) -> None:
+    shop.execute(f"drop publication {PUBLICATION}")
+    with pytest.raises(Exception) as failure:
+        products.run()
+    message = str(failure.value)
+    assert f"the publication '{PUBLICATION}' does not exist" in message
+    assert "uv run python -m tools.postgres_cdc setup" in message
+    assert "CREATE PUBLICATION data_pipelines_products FOR TABLE public.items, public.lines;" in message
+    assert "items" not in warehouse.tables("products")
+
+
+def run_killed(hook: list[str], **env: str) -> None:
+    """Run the products CLI through ``hook`` (a module that SIGKILLs it at one point) and see it die."""
+    done = subprocess.run(
+        [sys.executable, "-m", *hook],
+        env={**os.environ, **env},
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("module", "env"),
+    [
+        pytest.param("tests.pipelines.cdc_kill", {"CDC_KILL_AT": "read"}, id="during-the-stream-read"),
+        pytest.param(
+            "tests.reliability.pause_load",
+            {"RELIABILITY_KILL_AFTER_COMMIT": "items"},
+            id="after-the-merge-committed-before-dlt-recorded-it",
+        ),
+        pytest.param(
+            "tests.pipelines.cdc_kill", {"CDC_KILL_AT": "confirm"}, id="after-the-load-before-the-confirm"
+        ),
+    ],
+)
+def test_a_run_killed_anywhere_is_followed_by_one_that_leaves_the_source_exactly(
+    shop: Shop, warehouse: Warehouse, tmp_path: Path, module: str, env: dict[str, str]
+) -> None:
+    products.run()
+    confirmed = shop.slot()
+    shop.execute("insert into items values (30, 'new', 1, null, null); delete from items where id = 2")
+    shop.execute("update items set name = 'changed' where id = 3; update lines set qty = -1")
+    if module == "tests.reliability.pause_load":  # dlt's own step, as the reliability suite kills it
+        run_killed([module, "pipelines.products"], RELIABILITY_PAUSE_MARKER=str(tmp_path / "killed"), **env)
+    else:
+        run_killed([module], **env)
+    after = shop.slot()
+    assert after is not None and confirmed is not None and after[0] == confirmed[0], (
+        "the slot was not confirmed"
+    )
+    shop.execute("delete from items where id = 30; insert into items values (31, 'later', 2, null, null)")
+    report = products.run()
+    same(shop, warehouse)
+    assert any("confirmed up to" in note for note in report.notes), report.notes
+    products.run()
+    same(shop, warehouse)
+
+
+def test_a_retry_that_only_finishes_the_load_leaves_the_slot_for_the_next_run(
+    shop: Shop, warehouse: Warehouse, faults: Faults
+) -> None:
+    products.run()
+    confirmed = shop.slot()
+    shop.execute("delete from items where id = 4; update items set name = 'x' where id = 5")
+    faults.fail_load()
+    with attempt("one-run"):
+        with pytest.raises(PipelineStepFailed):
+            products.run()
+        report = products.run()  # the retry finishes the pending package and does not read the slot
+    assert not report.extracted
+    after = shop.slot()
+    assert after is not None and confirmed is not None and after[0] == confirmed[0], (
+        "the slot was not confirmed"
+    )
+    products.run()  # a new run reads the same changes again, deletes included
     same(shop, warehouse)
