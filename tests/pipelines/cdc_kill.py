@@ -1,7 +1,7 @@
 """Run the products CLI and SIGKILL it at one point of a change-capture run.
 
     CDC_KILL_AT=read python -m tests.pipelines.cdc_kill      # at the first change read from the stream
-    CDC_KILL_AT=confirm python -m tests.pipelines.cdc_kill   # load committed, deletes applied, slot not confirmed
+    CDC_KILL_AT=confirm python -m tests.pipelines.cdc_kill   # loaded, deletes applied, slot not confirmed
 
 Everything else - the CLI, the replication connection, dlt, the destination - is the real thing.
 """
@@ -21,7 +21,7 @@ def _die(*_args: Any, **_kwargs: Any) -> None:
 
 
 if os.environ["CDC_KILL_AT"] == "read":
-    replication._record = _die  # type: ignore[assignment]
+    replication._record = _die
 elif os.environ["CDC_KILL_AT"] == "confirm":
     capture.Capture.confirm = _die  # type: ignore[method-assign]
 
