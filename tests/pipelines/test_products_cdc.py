@@ -108,6 +108,8 @@ def test_snapshot_then_inserts_updates_and_deletes(shop: Shop, warehouse: Wareho
     assert any("items: 4 changed key(s) re-read, 2 deleted" in note for note in report.notes), report.notes
     report = products.run()  # nothing changed
     same(shop, warehouse)
+    assert "change_capture" not in products.create_pipeline().default_schema.tables, "it loads no table"
+    assert "change_capture" not in warehouse.tables("products")
 
 
 def test_a_large_out_of_line_value_left_unchanged_keeps_its_warehouse_value(
