@@ -39,7 +39,7 @@ NULL_CURSOR_MODES: Final = get_args(NullCursor)
 DEFAULT_LAG_SECONDS: Final = 300.0
 DEFAULT_CHUNK_SIZE: Final = 100_000
 """Most rows per Arrow batch (``adbc`` batches are also capped at about 16 MB)."""
-CAPTURE_RESOURCE: Final = "change_capture"
+CAPTURE_RESOURCE: Final = "_products_change_capture"
 """The resource (it loads no table) that records the slot's position in the source state."""
 BACKENDS: Final = ("adbc", "pyarrow")
 """``adbc`` (default): binary COPY read without the GIL; ``pyarrow``: dlt's SQLAlchemy fallback."""

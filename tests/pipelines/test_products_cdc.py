@@ -108,8 +108,8 @@ def test_snapshot_then_inserts_updates_and_deletes(shop: Shop, warehouse: Wareho
     assert any("items: 4 changed key(s) re-read, 2 deleted" in note for note in report.notes), report.notes
     report = products.run()  # nothing changed
     same(shop, warehouse)
-    assert "change_capture" not in products.create_pipeline().default_schema.tables, "it loads no table"
-    assert "change_capture" not in warehouse.tables("products")
+    tables = products.create_pipeline().default_schema.tables
+    assert not [name for name in tables if "change_capture" in name], "the capture's state loads no table"
 
 
 def test_a_large_out_of_line_value_left_unchanged_keeps_its_warehouse_value(
@@ -321,3 +321,38 @@ def test_a_retry_that_only_finishes_the_load_leaves_the_slot_for_the_next_run(
     )
     products.run()  # a new run reads the same changes again, deletes included
     same(shop, warehouse)
+
+
+def test_text_keys_of_any_characters_and_uuid_keys_are_re_read_and_deleted(
+    shop: Shop, warehouse: Warehouse
+) -> None:
+    shop.execute(
+        "create table codes (code text primary key, v int); create table tokens (id uuid primary key, v int);"
+        f" alter publication {PUBLICATION} add table codes, tokens;"
+        " insert into tokens select md5(g::text)::uuid, g from generate_series(1, 4) g"
+    )
+    COLUMNS.update(codes="code, v", tokens="id::text, v")
+    odd = ['a"b', "c\\d", "{x,y}", "NULL", "é ✓", "'q'", " padded ", ""]
+    try:
+        for index, code in enumerate(odd):
+            shop.execute("insert into codes values (:code, :v)", code=code, v=index)
+        products.run()
+        warehouse_codes = sorted(warehouse.query("select code, v from products.codes"))
+        assert warehouse_codes == shop.rows("codes")
+        shop.execute(
+            "update codes set v = v + 10 where code in (:a, :b, :c, :d)",
+            a=odd[0],
+            b=odd[2],
+            c=odd[5],
+            d=odd[7],
+        )
+        shop.execute("delete from codes where code in (:a, :b, :c)", a=odd[3], b=odd[4], c=odd[1])
+        shop.execute("update tokens set v = 0 where v = 1; delete from tokens where v = 2")
+        report = products.run()
+        assert sorted(warehouse.query("select code, v from products.codes")) == shop.rows("codes")
+        assert sorted(warehouse.query("select id, v from products.tokens")) == shop.rows("tokens")
+        assert any("codes: 7 changed key(s) re-read, 3 deleted" in note for note in report.notes), (
+            report.notes
+        )
+    finally:
+        del COLUMNS["codes"], COLUMNS["tokens"]
