@@ -155,30 +155,40 @@ def prepare(engine: sa.Engine, schema: str, publication: str, slot: str, keyed: 
         if not publication_exists(cursor, publication):
             raise missing_publication(publication, schema, keyed)
         published = publication_tables(cursor, publication, schema)
-        info = slot_info(cursor, slot)
-        deadline = time.monotonic() + BUSY_SECONDS
-        while info is not None and info.active_pid is not None:
-            if time.monotonic() > deadline:
-                raise CaptureSetupError(
-                    f"products: the replication slot {slot!r} is in use by server process {info.active_pid}"
-                    " (another run of this pipeline, or another client); nothing was loaded - wait for it"
-                    " to finish"
-                )
-            time.sleep(0.2)
-            info = slot_info(cursor, slot)
+        info = _released(cursor, slot)
     created = False
     if info is None:
         create_slot(engine, slot)
         created = True
         with _plain(engine, "reading the replication slot") as cursor:
             info = slot_info(cursor, slot)
-        assert info is not None
+        if info is None:
+            raise CaptureSetupError(
+                f"products: a replication slot named {slot!r} exists in another database of this server;"
+                " slot names are server-wide: set [sources.products] slot_name to another name"
+            )
     if info.plugin != "pgoutput":
         raise CaptureSetupError(
             f"products: the replication slot {slot!r} uses the {info.plugin} plug-in, not pgoutput; drop it"
             f" (`uv run python -m tools.postgres_cdc drop`) and run again"
         )
     return Prepared(published, info, created)
+
+
+def _released(cursor: Any, slot: str) -> SlotInfo | None:
+    """The slot once no connection holds it (a server process outlives its client by a moment)."""
+    info = slot_info(cursor, slot)
+    deadline = time.monotonic() + BUSY_SECONDS
+    while info is not None and info.active_pid is not None:
+        if time.monotonic() > deadline:
+            raise CaptureSetupError(
+                f"products: the replication slot {slot!r} is in use by server process {info.active_pid}"
+                " (another run of this pipeline, or another client); nothing was loaded - wait for it"
+                " to finish"
+            )
+        time.sleep(0.05)
+        info = slot_info(cursor, slot)
+    return info
 
 
 def create_slot(engine: sa.Engine, slot: str) -> None:
@@ -242,6 +252,8 @@ def read_changes(
         raise _failure(engine, f"reading the replication slot {slot}", exc) from None
     finally:
         connection.close()
+    with _plain(engine, "releasing the replication slot") as cursor:
+        _released(cursor, slot)  # free for the confirmation and the next reader
     return changes
 
 
@@ -311,7 +323,7 @@ def _record(relation: Relation, change: Change, changes: ChangeSet, keys: dict[s
 def confirm(engine: sa.Engine, slot: str, lsn: int) -> None:
     """Tell the slot everything up to ``lsn`` is loaded, so PostgreSQL may recycle that WAL."""
     with _plain(engine, f"confirming the replication slot {slot}") as cursor:
-        info = slot_info(cursor, slot)
+        info = _released(cursor, slot)
         if info is None or info.confirmed >= lsn:
             return
         cursor.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, lsn_text(lsn)))
