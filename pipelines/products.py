@@ -18,8 +18,7 @@ import dlt
 import pendulum
 
 from sources.products import products_source
-from sources.products.capture import Capture
-from sources.products.source import CAPTURE_RESOURCE
+from sources.products.capture import CAPTURE_RESOURCE, Capture
 from utils.destinations import get_destination
 from utils.key_sweep import apply_deletes, sweep_table
 from utils.report import describe_error
@@ -54,6 +53,10 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
     ``start_date`` re-reads rows changed on or after that date (UTC) up to now and merges them; on
     its own it leaves the daily cursor where it was, with ``full_refresh`` it is where the reload
     starts.
+    With ``change_capture = "logical"`` the tables in the publication load by the replication slot's
+    changes instead of the cursor: after the load, the changed keys the source no longer has are
+    deleted (or flagged), tables read in full are swept, and only then is the slot confirmed
+    (:func:`apply_captured_changes`; docs/products.md, "Change data capture").
     """
     pipeline = create_pipeline()
     options: dict[str, Any] = {"write_disposition": "replace"} if full_refresh else {}

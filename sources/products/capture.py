@@ -18,10 +18,13 @@ tables without a key are replaced, as always. The slot is confirmed by the pipel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import dlt
 import sqlalchemy as sa
+from dlt.extract.resource import DltResource
 
 from sources.products.catalogue import LoadPlan
 from sources.products.replication import (
@@ -37,6 +40,8 @@ from sources.products.replication import (
 STATE_KEY: Final = "change_capture"
 """The source state's entry: the slot, the position the last load reached, the tables captured."""
 CAPTURE_MODES: Final = ("cursor", "logical")
+CAPTURE_RESOURCE: Final = "_products_change_capture"
+"""The resource (it loads no table) that records the slot's position in the source state."""
 
 
 @dataclass
@@ -135,3 +140,18 @@ def plan_capture(
         elif changes.keys.get(name):
             capture.changed[name] = changes.keys[name]
     return capture
+
+
+def state_resource(capture: Capture) -> DltResource:
+    """A resource loading no rows that records the run's capture in the source state, so that the
+    position reached is committed with the load (the pipeline confirms the slot after it); the
+    pipeline finds ``capture`` on it."""
+
+    @dlt.resource(name=CAPTURE_RESOURCE, selected=True)
+    def change_capture() -> Iterator[Any]:
+        dlt.current.source_state()[STATE_KEY] = capture.state()
+        yield from ()
+
+    resource = change_capture()
+    resource.capture = capture  # type: ignore[attr-defined]
+    return resource

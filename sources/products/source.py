@@ -21,7 +21,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import engine_from_credentials, sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
-from sources.products.capture import CAPTURE_MODES, STATE_KEY, Capture, plan_capture
+from sources.products.capture import CAPTURE_MODES, STATE_KEY, Capture, plan_capture, state_resource
 from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.keys import changed_keys_condition, read_keys, read_missing_keys
@@ -39,8 +39,6 @@ NULL_CURSOR_MODES: Final = get_args(NullCursor)
 DEFAULT_LAG_SECONDS: Final = 300.0
 DEFAULT_CHUNK_SIZE: Final = 100_000
 """Most rows per Arrow batch (``adbc`` batches are also capped at about 16 MB)."""
-CAPTURE_RESOURCE: Final = "_products_change_capture"
-"""The resource (it loads no table) that records the slot's position in the source state."""
 BACKENDS: Final = ("adbc", "pyarrow")
 """``adbc`` (default): binary COPY read without the GIL; ``pyarrow``: dlt's SQLAlchemy fallback."""
 
@@ -202,21 +200,7 @@ def products_source(
         )
         yield resource.parallelize() if parallel else resource
     if capture is not None:
-        yield _capture_state(capture)
-
-
-def _capture_state(capture: Capture) -> DltResource:
-    """A resource loading no rows that records the slot's position in the source state, so that the
-    position is committed with the load (the pipeline confirms the slot after it)."""
-
-    @dlt.resource(name=CAPTURE_RESOURCE, selected=True)
-    def change_capture() -> Iterator[TDataItem]:
-        dlt.current.source_state()[STATE_KEY] = capture.state()
-        yield from ()
-
-    resource = change_capture()
-    resource.capture = capture  # type: ignore[attr-defined]
-    return resource
+        yield state_resource(capture)
 
 
 def _table_resource(
