@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products.replication import lsn_int
 from tests.fixtures.faults import Faults
 from tests.fixtures.snowflake import Snowflake
 from tests.fixtures.warehouse import Warehouse
@@ -171,8 +172,12 @@ def test_an_idle_publication_still_advances_the_slot(shop: Shop, warehouse: Ware
     shop.execute("checkpoint")
     retained = shop.slot()
     assert retained is not None and retained[1] > 20_000_000
+    with shop.engine.connect() as connection:
+        written = lsn_int(str(connection.execute(sa.text("select pg_current_wal_lsn()::text")).scalar()))
     report = products.run()
     assert any("0 change(s) read" in note for note in report.notes), report.notes
+    confirmed = [note.rsplit(" ", 1)[1] for note in report.notes if "confirmed up to" in note]
+    assert lsn_int(confirmed[0]) >= written, "the run read up to its target, not until it gave up waiting"
     shop.execute("checkpoint")  # logs the running transactions the slot's restart position moves to
     after = shop.slot()
     assert after is not None
