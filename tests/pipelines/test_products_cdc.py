@@ -380,3 +380,14 @@ def test_changes_reach_snowflake_and_a_fresh_worker_carries_on_from_its_state(
     report = products.run()
     assert not any("read in full" in note for note in report.notes), report.notes
     assert loaded("items") == shop.rows("items") and loaded("lines") == shop.rows("lines")
+
+
+def test_an_unknown_change_capture_setting_is_refused_by_name(
+    shop: Shop, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__CHANGE_CAPTURE", "wal2json")
+    with pytest.raises(
+        PipelineStepFailed, match=r"change_capture='wal2json': use one of \('cursor', 'logical'\)"
+    ):
+        products.run()
+    assert shop.slot() is None and "items" not in warehouse.tables("products")
