@@ -32,7 +32,8 @@ SETUP_COMMAND: Final = "uv run python -m tools.postgres_cdc setup"
 DEFAULT_SLOT: Final = "data_pipelines_products"
 DEFAULT_PUBLICATION: Final = "data_pipelines_products"
 READ_TIMEOUT_SECONDS: Final = 60.0
-"""Longest a run waits for the server to report a position at or past the run's target."""
+"""Longest a run waits for the server to move towards the run's target (a message, or a keepalive
+reporting a later position) before it stops where it got to."""
 POLL_SECONDS: Final = 1.0
 BUSY_SECONDS: Final = 15.0
 """Longest a run waits for a slot still held by another connection (a run killed a moment ago)."""
@@ -271,15 +272,19 @@ def _consume(
     deadline = time.monotonic() + timeout
     in_transaction = False
     asked = 0.0
+    seen = 0
     while True:
         message = cursor.read_message()
         if message is None:
             if not in_transaction and cursor.wal_end >= target:
                 changes.reached = max(changes.reached, cursor.wal_end)
                 return
+            if cursor.wal_end > seen:  # the server is still decoding towards the target: keep waiting
+                seen = cursor.wal_end
+                deadline = time.monotonic() + timeout
             if time.monotonic() > deadline:
                 logger.warning(
-                    "products: the server did not report WAL position %s within %.0f s; stopping at %s",
+                    "products: no progress towards WAL position %s for %.0f s; stopping at %s",
                     lsn_text(target),
                     timeout,
                     lsn_text(changes.reached),
@@ -290,6 +295,7 @@ def _consume(
                 asked = time.monotonic()
             select.select([cursor], [], [], POLL_SECONDS)
             continue
+        deadline = time.monotonic() + timeout
         meaning = decoder.decode(message.payload)
         in_transaction = True
         if isinstance(meaning, Commit):
