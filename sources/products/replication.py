@@ -247,7 +247,8 @@ def read_changes(
         cursor.start_replication(
             slot_name=slot,
             decode=False,
-            options={"proto_version": "1", "publication_names": publication},
+            # an identifier list to pgoutput: quoted, so that the name is taken exactly as written
+            options={"proto_version": "1", "publication_names": '"' + publication.replace('"', '""') + '"'},
         )
         _consume(
             cursor, decoder, changes, target, {(schema, name): key for name, key in keys.items()}, timeout

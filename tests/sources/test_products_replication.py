@@ -102,3 +102,10 @@ def test_a_table_of_the_same_name_in_another_schema_is_not_taken_for_it(engine: 
     run(engine, "insert into archive.a values (7); truncate archive.a; insert into a values (8, 'x', null)")
     changes = replication.read_changes(engine, "s", "p", keys=KEYS)
     assert changes.keys == {"a": {("8",)}} and not changes.truncated
+
+
+def test_a_publication_name_is_taken_exactly_as_written(engine: sa.Engine) -> None:
+    run(engine, 'create publication "Shop Pub" for table b; insert into a values (1, null, null);')
+    run(engine, "insert into b values ('z', 9)")
+    changes = replication.read_changes(engine, "s", "Shop Pub", keys=KEYS)
+    assert changes.keys == {"b": {("z", "9")}}, "only the tables of that publication"
