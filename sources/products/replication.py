@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.pgoutput import UNCHANGED, Change, Commit, Decoder, Relation, Truncate
@@ -130,12 +131,17 @@ def slot_info(cursor: Any, slot: str) -> SlotInfo | None:
     return SlotInfo(lsn_int(row[0]) if row[0] else 0, str(row[1]), row[2])
 
 
+def identifier(name: str) -> str:
+    """``name`` as SQL writes it: bare when PostgreSQL would take it as written, else quoted."""
+    return str(postgresql.dialect().identifier_preparer.quote(name))
+
+
 def missing_publication(publication: str, schema: str, tables: list[str]) -> CaptureSetupError:
-    listed = ", ".join(f"{schema}.{name}" for name in tables) or f"{schema}.<table>"
+    listed = ", ".join(f"{identifier(schema)}.{identifier(name)}" for name in tables) or f"{schema}.<table>"
     return CaptureSetupError(
         f"products: change_capture = logical, but the publication {publication!r} does not exist;"
         f" nothing was loaded. Create it (and the slot) with `{SETUP_COMMAND}`, or ask a DBA to run:"
-        f" CREATE PUBLICATION {publication} FOR TABLE {listed};"
+        f" CREATE PUBLICATION {identifier(publication)} FOR TABLE {listed};"
     )
 
 

@@ -91,6 +91,10 @@ def test_a_missing_publication_is_named_with_the_command_and_the_sql(engine: sa.
     assert "publication 'nope' does not exist" in str(failure.value)
     assert "uv run python -m tools.postgres_cdc setup" in str(failure.value)
     assert "CREATE PUBLICATION nope FOR TABLE public.a, public.b;" in str(failure.value)
+    quoted = replication.missing_publication("Shop Pub", "public", ["Order Items", "order", "b"])
+    assert 'CREATE PUBLICATION "Shop Pub" FOR TABLE public."Order Items", public."order", public.b;' in str(
+        quoted
+    )
 
 
 def test_a_table_of_the_same_name_in_another_schema_is_not_taken_for_it(engine: sa.Engine) -> None:
