@@ -17,7 +17,7 @@ from typing import Any
 import dlt
 import pendulum
 
-from sources.products import products_source
+from sources.products import close_connections, products_source
 from utils.destinations import get_destination
 from utils.key_sweep import sweep_table
 from utils.report import describe_error
@@ -77,14 +77,18 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         carried.extend(carry_schema_changes(pipeline, data, replacing=full_refresh))
         return data
 
-    report = run_pipeline(pipeline, source)
-    report.notes += [f"column widened: {change}" for change in carried]
-    if built and not full_refresh:
-        try:
-            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
-        except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
-            logger.error("products: the key sweep failed: %s", describe_error(exc))
-            report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+    try:
+        report = run_pipeline(pipeline, source)
+        report.notes += [f"column widened: {change}" for change in carried]
+        if built and not full_refresh:
+            try:
+                report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
+            except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
+                logger.error("products: the key sweep failed: %s", describe_error(exc))
+                report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
+    finally:
+        for data in built:
+            close_connections(data)
     return report
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from sources.products.catalogue import LoadPlan
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from utils.adbc import normaliser
+from utils.adbc import normaliser, pooled_connection
 from utils.pg_types import with_casts
 from utils.redact import redact_text
 
@@ -19,13 +19,11 @@ from utils.redact import redact_text
 def read_keys(engine: sa.Engine, table: sa.Table, plan: LoadPlan, hints: Mapping[str, Any]) -> pa.Table:
     """``plan``'s key columns of every row of ``table``, typed as their hints say (as loaded)."""
     import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi
 
     query = with_casts(sa.select(*(table.c[column] for column in plan.primary_key)), dict(hints))
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    url = engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False)
     try:
-        with adbc_driver_postgresql.dbapi.connect(url) as connection, connection.cursor() as cursor:
+        with pooled_connection(engine) as connection, connection.cursor() as cursor:
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
             normalise = normaliser(reader.schema, dict(hints))
