@@ -18,7 +18,7 @@ import dlt
 import pendulum
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.products import products_source
+from sources.products import close_connections, products_source
 from sources.products.capture import CAPTURE_RESOURCE, Capture
 from utils.destinations import get_destination
 from utils.key_sweep import apply_deletes, sweep_table
@@ -99,7 +99,11 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
         if report_ is not None and report_.extracted and isinstance(exc.exception, TablesLeftOut):
             _finish(pipeline, report_, carried, built, full_refresh, complete=False)  # the others loaded
         raise
-    _finish(pipeline, report, carried, built, full_refresh)
+    else:
+        _finish(pipeline, report, carried, built, full_refresh)
+    finally:
+        for data in built:
+            close_connections(data)
     return report
 
 

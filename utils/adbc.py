@@ -19,13 +19,17 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 from dlt.common.typing import TDataItem
 from dlt.sources.sql_database.helpers import BaseTableLoader, register_table_loader_backend
+from sqlalchemy.pool import QueuePool
 
 from utils.arrow_hints import declared_schema, expect_json_text_only
 from utils.pg_types import DEFAULT_DECIMAL, with_casts
@@ -190,6 +194,62 @@ def prefetch(items: Iterator[TDataItem], depth: int) -> Iterator[TDataItem]:
         worker.join(timeout=5)
 
 
+POOL_SIZE: Final = 8
+"""Idle ADBC connections kept per engine: enough for dlt's extraction workers reading a table each."""
+
+_POOLS: weakref.WeakKeyDictionary[sa.Engine, QueuePool] = weakref.WeakKeyDictionary()
+_POOLS_LOCK = threading.Lock()
+
+
+def libpq_url(engine: sa.Engine) -> str:
+    """A libpq URI (``postgresql://``, any ``?host=/socket/dir`` kept) from a SQLAlchemy engine's URL."""
+    url = engine.url.set(drivername=engine.url.get_backend_name())
+    return url.render_as_string(hide_password=False)
+
+
+def _pool(engine: sa.Engine) -> QueuePool:
+    """The ADBC connections to ``engine``'s database: one pool per engine, closed with it.
+
+    The ADBC PostgreSQL driver reads the server's whole type catalogue when it connects, which costs
+    far more than reading a small table, so the tables of a run (and their key sweeps) share a few
+    connections instead of opening one each. The pool keeps nothing that refers to the engine: it is
+    closed when the engine is disposed, garbage-collected, or at the latest at interpreter exit.
+    """
+    with _POOLS_LOCK:
+        pool = _POOLS.get(engine)
+        if pool is None:
+            url = libpq_url(engine)
+
+            def connect() -> Any:
+                import adbc_driver_postgresql.dbapi
+
+                return adbc_driver_postgresql.dbapi.connect(url)
+
+            # unlimited overflow: a caller never waits; connections beyond POOL_SIZE close on return
+            pool = QueuePool(connect, pool_size=POOL_SIZE, max_overflow=-1, reset_on_return="rollback")
+            _POOLS[engine] = pool
+            weakref.finalize(engine, pool.dispose)
+            sa.event.listen(engine, "engine_disposed", lambda _engine, close=pool.dispose: close())
+    return pool
+
+
+@contextmanager
+def pooled_connection(engine: sa.Engine) -> Iterator[Any]:
+    """An ADBC (DB-API) connection to ``engine``'s database, taken from its pool and given back after.
+
+    A block that ends with an exception (a failed read, or a reader stopped half-way) discards the
+    connection instead, so the next table never gets a connection in an unknown state.
+    """
+    proxied = _pool(engine).connect()
+    try:
+        yield proxied.dbapi_connection
+    except BaseException:
+        proxied.invalidate()
+        raise
+    else:
+        proxied.close()
+
+
 class AdbcTableLoader(BaseTableLoader):
     """dlt table loader on the ADBC PostgreSQL driver: the query dlt builds, read as Arrow batches.
 
@@ -198,11 +258,6 @@ class AdbcTableLoader(BaseTableLoader):
 
     prefetch_batches: int = 2
     """Batches read ahead of the parquet writer."""
-
-    def get_connection_url(self) -> str:
-        """A libpq URI (``postgresql://``, any ``?host=/socket/dir`` kept) from the engine's URL."""
-        url = self.engine.url.set(drivername=self.engine.url.get_backend_name())
-        return url.render_as_string(hide_password=False)
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
         query = self.compile_query(with_casts(self.make_query(), self.columns))
@@ -217,13 +272,9 @@ class AdbcTableLoader(BaseTableLoader):
 
     def _batches(self, query: str) -> Iterator[pa.RecordBatch]:
         import adbc_driver_manager
-        import adbc_driver_postgresql.dbapi
 
         try:
-            with (
-                adbc_driver_postgresql.dbapi.connect(self.get_connection_url()) as connection,
-                connection.cursor() as cursor,
-            ):
+            with pooled_connection(self.engine) as connection, connection.cursor() as cursor:
                 cursor.execute(query)
                 reader = cursor.fetch_record_batch()
                 normalise = normaliser(reader.schema, self.columns)

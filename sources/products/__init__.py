@@ -8,6 +8,6 @@ column (``updated_at``) with a lag window; rows whose soft-delete column (``dele
 removed from the destination (or kept, with ``soft_delete = "flag"``).
 """
 
-from sources.products.source import ProductsDatabaseError, TableSpec, products_source
+from sources.products.source import ProductsDatabaseError, TableSpec, close_connections, products_source
 
-__all__ = ["ProductsDatabaseError", "TableSpec", "products_source"]
+__all__ = ["ProductsDatabaseError", "TableSpec", "close_connections", "products_source"]

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from sources.products.catalogue import LoadPlan
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from utils.adbc import normaliser
+from utils.adbc import normaliser, pooled_connection
 from utils.pg_types import select_expression, with_casts
 from utils.redact import redact_text
 
@@ -80,12 +80,10 @@ def _read(
     engine: sa.Engine, table: sa.Table, key: Sequence[str], query: Any, hints: Mapping[str, Any]
 ) -> pa.Table:
     import adbc_driver_manager
-    import adbc_driver_postgresql.dbapi
 
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    url = engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False)
     try:
-        with adbc_driver_postgresql.dbapi.connect(url) as connection, connection.cursor() as cursor:
+        with pooled_connection(engine) as connection, connection.cursor() as cursor:
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
             normalise = normaliser(reader.schema, dict(hints))

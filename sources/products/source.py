@@ -279,6 +279,7 @@ def _table_resource(
     if plan.resource != plan.name:  # a table of a schema listed after the first: <schema>__<table>
         resource = resource.with_name(plan.resource)
     resource.load_plan = plan  # type: ignore[attr-defined]
+    resource.engine = engine  # type: ignore[attr-defined]  # closed by close_connections()
     table = metadata.tables[f"{plan.schema}.{plan.name}"]
     # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
     resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
@@ -311,6 +312,15 @@ def _table_resource(
         # sets the hint False so the one kept in the schema from earlier merges does not warn
         resource.apply_hints(columns={plan.soft_delete_column: {"hard_delete": merging}})
     return resource
+
+
+def close_connections(source: Any) -> None:
+    """Close the PostgreSQL connections a built :func:`products_source` holds (its engine's pool and
+    the ADBC connections its tables and key sweeps share); a run calls it when it is done with them."""
+    resources = source.resources.values()
+    engines = {id(engine): engine for r in resources if (engine := getattr(r, "engine", None)) is not None}
+    for engine in engines.values():
+        engine.dispose()
 
 
 def _live_rows_only(column: str) -> Any:

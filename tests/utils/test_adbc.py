@@ -5,12 +5,13 @@ from __future__ import annotations
 import decimal
 import uuid
 
+import adbc_driver_manager
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from dlt.sources.sql_database import sql_table
 
-from utils.adbc import AdbcTableLoader, ReadError, uuid_to_text
+from utils.adbc import AdbcTableLoader, ReadError, pooled_connection, uuid_to_text
 from utils.pg_types import override_hint
 
 
@@ -124,3 +125,26 @@ def test_column_overrides_become_hints(value: str, hint: dict[str, object]) -> N
 def test_unknown_column_overrides_are_refused(value: str) -> None:
     with pytest.raises(ValueError, match=r"products.columns.price"):
         override_hint("products", "price", value)
+
+
+def test_pooled_connections_are_reused_and_a_failed_one_is_discarded(postgres: str) -> None:
+    engine = _engine(postgres)
+
+    def backend() -> int:
+        with pooled_connection(engine) as connection, connection.cursor() as cursor:
+            cursor.execute("select pg_backend_pid()")
+            return int(cursor.fetchone()[0])
+
+    first = backend()
+    assert backend() == first, "the next table reads over the same connection"
+    with (
+        pytest.raises(adbc_driver_manager.Error),
+        pooled_connection(engine) as connection,
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("select * from no_such_table")
+    assert backend() != first, "a connection whose read failed is not handed out again"
+    engine.dispose()
+    with pooled_connection(engine) as connection, connection.cursor() as cursor:  # a new pool after dispose
+        cursor.execute("select 1")
+        assert cursor.fetchone()[0] == 1
