@@ -61,7 +61,7 @@ as a date millions of years before that (``infinity`` as ``-2147472692`` days), 
 is one of them."""
 
 
-def _refuse_infinity(field: pa.Field, kind: str) -> Callable[[pa.Array], pa.Array]:
+def _refuse_infinity(field: pa.Field, kind: str, table: str) -> Callable[[pa.Array], pa.Array]:
     """A check failing the read, naming the column, when a date or timestamp holds an infinity."""
     integers = pa.int32() if kind == "date" else pa.int64()
     beyond = "" if kind == "date" else " (or a timestamp past the year 292277)"
@@ -73,20 +73,20 @@ def _refuse_infinity(field: pa.Field, kind: str) -> Callable[[pa.Array], pa.Arra
                 f"column {field.name}: PostgreSQL's infinity or -infinity{beyond} has no {kind} value in"
                 " Arrow or the warehouses (the driver would hand over a date millions of years BC); load the"
                 " column as text with a column override in [sources.products] tables, e.g."
-                f' {{name = "products", columns = {{{field.name} = "text"}}}} (docs/products.md)'
+                f' {{name = "{table}", columns = {{{field.name} = "text"}}}} (docs/products.md)'
             )
         return array
 
     return check
 
 
-def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa.Array] | None:
+def _converter(field: pa.Field, hint: dict[str, Any], table: str) -> Callable[[pa.Array], pa.Array] | None:
     """How to turn one column of the driver's batches into a plain Arrow type (None: as it is)."""
     kind = field.type
     if pa.types.is_date32(kind):
-        return _refuse_infinity(field, "date")
+        return _refuse_infinity(field, "date", table)
     if pa.types.is_timestamp(kind) and kind.unit == "us":
-        return _refuse_infinity(field, "timestamp")
+        return _refuse_infinity(field, "timestamp", table)
     if pa.types.is_integer(kind) and hint.get("data_type") == "bigint":
         # int2/int4 arrive as int16/int32; the column is as wide as its hint (a plain bigint, as earlier
         # loads created it, or 32 bits for a smallint), and a narrower Arrow type would differ from it
@@ -106,10 +106,10 @@ def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa
                 return array.storage.cast(target)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise ReadError(
-                    f"column {field.name}: a numeric value does not fit {target} ({exc}); load the column"
-                    " as text (or double, or a wider decimal(p,s)) with a column override in"
-                    ' [sources.products] tables, e.g. {name = "products", columns = {price = "text"}}'
-                    " (docs/products.md)"
+                    f"column {field.name}: a numeric value does not fit {target} ({exc}); load the"
+                    " column as text (or double, or a wider decimal(p,s)) with a column override in"
+                    f' [sources.products] tables, e.g. {{name = "{table}",'
+                    f' columns = {{{field.name} = "text"}}}} (docs/products.md)'
                 ) from None
 
         return to_decimal
@@ -126,10 +126,12 @@ def _converter(field: pa.Field, hint: dict[str, Any]) -> Callable[[pa.Array], pa
     return lambda array: array.storage  # json, jsonb: their text
 
 
-def normaliser(schema: pa.Schema, hints: dict[str, Any]) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
+def normaliser(
+    schema: pa.Schema, hints: dict[str, Any], table: str
+) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
     """A function converting batches of ``schema`` column by column; field metadata is dropped and
     columns the hints declare not nullable are so in Arrow too (:func:`utils.arrow_hints.declared_schema`)."""
-    converters = [_converter(field, hints.get(field.name, {})) for field in schema]
+    converters = [_converter(field, hints.get(field.name, {}), table) for field in schema]
     target: pa.Schema | None = None
 
     def normalise(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -277,7 +279,7 @@ class AdbcTableLoader(BaseTableLoader):
             with pooled_connection(self.engine) as connection, connection.cursor() as cursor:
                 cursor.execute(query)
                 reader = cursor.fetch_record_batch()
-                normalise = normaliser(reader.schema, self.columns)
+                normalise = normaliser(reader.schema, self.columns, self.table.name)
                 for batch in reader:
                     batch = normalise(batch)
                     for start in range(0, batch.num_rows, self.chunk_size):

@@ -86,7 +86,7 @@ def _read(
         with pooled_connection(engine) as connection, connection.cursor() as cursor:
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
-            normalise = normaliser(reader.schema, dict(hints))
+            normalise = normaliser(reader.schema, dict(hints), table.name)
             batches = [normalise(batch) for batch in reader]
             schema = batches[0].schema if batches else None
     except adbc_driver_manager.Error as exc:

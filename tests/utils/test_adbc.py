@@ -65,8 +65,11 @@ def test_a_numeric_that_does_not_fit_is_a_clear_error(postgres: str) -> None:
     _execute(
         postgres, "create table odd (id int, loose numeric)", "insert into odd values (1, 0.1234567891234)"
     )
-    with pytest.raises(Exception, match=r"column loose: a numeric value does not fit decimal128\(38, 9\)"):
+    with pytest.raises(
+        Exception, match=r"column loose: a numeric value does not fit decimal128\(38, 9\)"
+    ) as e:
         _read(postgres, "odd")
+    assert '{name = "odd", columns = {loose = "text"}}' in str(e.value), "the override for this table"
 
 
 @pytest.mark.parametrize("value", ["infinity", "-infinity"])
@@ -81,8 +84,9 @@ def test_infinity_fails_naming_the_column_instead_of_loading_as_an_ancient_date(
         f"create table odd (id int, at {pg_type})",
         f"insert into odd values (1, '4714-11-24 BC'), (2, '{latest}'), (3, '{value}')",
     )
-    with pytest.raises(Exception, match="column at: PostgreSQL's infinity or -infinity"):
+    with pytest.raises(Exception, match="column at: PostgreSQL's infinity or -infinity") as e:
         _read(postgres, "odd")
+    assert '{name = "odd", columns = {at = "text"}}' in str(e.value), "the override for this table"
     _execute(postgres, "delete from odd where id = 3")
     assert sum(batch.num_rows for batch in _read(postgres, "odd")) == 2  # PostgreSQL's own extremes
 
