@@ -281,21 +281,46 @@ def git(*args: str, cwd: Path) -> str:
     return done.stdout.strip()
 
 
+def add_runtime_dependency(project: Path, name: str, specifier: str) -> None:
+    """Add ``name`` (already in the lock, as a dev dependency) to the project's runtime dependencies in
+    ``pyproject.toml`` and ``uv.lock``, as ``uv add`` would. Edited as text rather than re-locked: ``uv
+    lock --offline`` needs the index pages of every package, which a machine that only ran ``uv sync
+    --frozen`` has never fetched. ``uv lock --check --offline`` then proves the lock matches."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    last = '    "croniter>=7.0.0",\n]'
+    assert last in text
+    pyproject.write_text(text.replace(last, last[:-1] + f'    "{name}{specifier}",\n]', 1))
+    lock = project / "uv.lock"
+    text = lock.read_text()
+    start = text.index('\nname = "data-pipelines"\n')
+    end = text.index("\n[[package]]", start)
+    block = text[start:end]
+    for before, line in (
+        ('    { name = "croniter" },\n', f'    {{ name = "{name}" }},\n'),
+        (
+            '    { name = "croniter", specifier = ">=7.0.0" },\n',
+            f'    {{ name = "{name}", specifier = "{specifier}" }},\n',
+        ),
+    ):
+        assert before in block
+        block = block.replace(before, before + line, 1)
+    lock.write_text(text[:start] + block + text[end:])
+    subprocess.run(
+        ["uv", "lock", "--check", "--offline"], cwd=project, check=True, capture_output=True, timeout=120
+    )
+    assert name in git("diff", "uv.lock", cwd=project), "the lock did not change"
+
+
 def test_a_deploy_whose_lock_changed_runs_on_the_commits_own_dependencies(
     workspace: Workspace, lost_fleet: Fleet, hubspot: FakeHubSpot, warehouse: Warehouse, tmp_path: Path
 ) -> None:
     """A commit that adds a runtime dependency (pytest-timeout, until then only in the dev group, so
-    ``uv lock --offline`` needs nothing new) runs with it installed, without touching the workers. The
-    run is the HubSpot pipeline's: it loads every record exactly once through the fleet."""
+    the lock already holds it) runs with it installed, without touching the workers. The run is the
+    HubSpot pipeline's: it loads every record exactly once through the fleet."""
     work = tmp_path / "change"
     git("clone", "--quiet", "--branch", "main", str(workspace.bare), str(work), cwd=tmp_path)
-    pyproject = work / "pyproject.toml"
-    text = pyproject.read_text()
-    last = '    "croniter>=7.0.0",\n]'
-    assert last in text
-    pyproject.write_text(text.replace(last, last[:-1] + '    "pytest-timeout>=2.3",\n]', 1))
-    subprocess.run(["uv", "lock", "--offline"], cwd=work, check=True, capture_output=True, timeout=120)
-    assert "pytest-timeout" in git("diff", "uv.lock", cwd=work), "the lock did not change"
+    add_runtime_dependency(work, "pytest-timeout", ">=2.3")
     git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qam", "add a dependency", cwd=work)
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     commit = git("rev-parse", "HEAD", cwd=work)
