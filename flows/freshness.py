@@ -27,7 +27,7 @@ from prefect.states import State
 
 from declarations import DeclarationError, freshness_bound
 from declarations import pipelines as declared
-from pipelines import pipeline_module
+from pipelines import pipeline_module, source_checks
 from utils.orchestration import pipeline_flow, pipeline_task
 
 
@@ -48,7 +48,8 @@ def check_freshness(pipeline_name: str) -> dict[str, Any]:
     vault_provider.register()  # the destination's credentials may live in the vault
     pipeline = pipeline_module(pipeline_name).create_pipeline()
     result = check(pipeline, bound)
-    checks = [c.as_dict() for c in pipeline_checks(pipeline, pipeline_name, result)]
+    found = pipeline_checks(pipeline, pipeline_name, result) + source_checks(pipeline_name)
+    checks = [c.as_dict() for c in found]
     return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe(), "checks": checks}
 
 
