@@ -7,8 +7,10 @@ Each table's newest load is judged on the load metrics in the warehouse (``volum
 :mod:`utils.checks`, thresholds under ``checks:`` in the declaration): one that turns ``warn`` or
 ``fail`` alerts once per episode (:func:`utils.alerts.alert_check_episodes`). A pipeline that cannot
 be checked (a bad declaration, an unreachable destination) fails its own checks; the others still
-run. Each run also publishes the operator's status table (``python -m pipelines status``) as the
-table artefact ``pipeline-status`` and every check as ``pipeline-checks``.
+run. A pipeline may also check its source (``source_checks()`` in its module: products' replication
+slot with ``change_capture = "logical"``), alerted the same way. Each run also publishes the
+operator's status table (``python -m pipelines status``) as the table artefact ``pipeline-status``
+and every check as ``pipeline-checks``.
 
     uv run python flows/freshness.py
 """
