@@ -18,8 +18,9 @@ import dlt
 import pendulum
 
 from sources.products import products_source
+from sources.products.capture import CAPTURE_RESOURCE, Capture
 from utils.destinations import get_destination
-from utils.key_sweep import sweep_table
+from utils.key_sweep import apply_deletes, sweep_table
 from utils.report import describe_error
 from utils.runner import RunReport, iso_date, run_cli, run_pipeline
 from utils.schema_evolution import ColumnChange, carry_schema_changes
@@ -52,6 +53,10 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
     ``start_date`` re-reads rows changed on or after that date (UTC) up to now and merges them; on
     its own it leaves the daily cursor where it was, with ``full_refresh`` it is where the reload
     starts.
+    With ``change_capture = "logical"`` the tables in the publication load by the replication slot's
+    changes instead of the cursor: after the load, the changed keys the source no longer has are
+    deleted (or flagged), tables read in full are swept, and only then is the slot confirmed
+    (:func:`apply_captured_changes`; docs/products.md, "Change data capture").
     """
     pipeline = create_pipeline()
     options: dict[str, Any] = {"write_disposition": "replace"} if full_refresh else {}
@@ -79,13 +84,82 @@ def run(*, full_refresh: bool = False, start_date: dt.date | str | None = None) 
 
     report = run_pipeline(pipeline, source)
     report.notes += [f"column widened: {change}" for change in carried]
+    capture = _capture_of(built[-1]) if built else None
+    captured: set[str] = set()
+    if capture is not None and report.extracted:  # this attempt's own extract loaded: finish it
+        captured = set(capture.snapshots) | set(capture.changed)
+        report.notes += capture.notes()
+        try:
+            report.notes += apply_captured_changes(pipeline, built[-1], capture, skip=set(report.new_tables))
+            capture.confirm()
+            report.notes.append(
+                f"change capture: slot {capture.slot} confirmed up to {capture.state()['reached']}"
+            )
+        except Exception as exc:  # the load stands; the slot stays, so the next run reads these changes again
+            logger.error("products: applying captured deletes failed: %s", describe_error(exc))
+            report.notes.append(
+                f"change capture: deletes not applied, slot {capture.slot} not confirmed (the next run reads"
+                f" these changes again): {describe_error(exc)}"
+            )
     if built and not full_refresh:
         try:
-            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=set(report.new_tables))
+            skip = set(report.new_tables) | {_table_name(pipeline, name) for name in captured}
+            report.notes += sweep_deleted_keys(pipeline, built[-1], skip=skip)
         except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
             logger.error("products: the key sweep failed: %s", describe_error(exc))
             report.notes.append(f"key sweep failed, the next run sweeps again: {describe_error(exc)}")
     return report
+
+
+def _capture_of(source: Any) -> Capture | None:
+    resource = source.resources.get(CAPTURE_RESOURCE)
+    return getattr(resource, "capture", None)
+
+
+def _table_name(pipeline: dlt.Pipeline, name: str) -> str:
+    return str(pipeline.default_schema.naming.normalize_table_identifier(name))
+
+
+def _soft_delete_flag() -> bool:
+    return (dlt.config.get("sources.products.soft_delete", str) or "remove") == "flag"
+
+
+def apply_captured_changes(
+    pipeline: dlt.Pipeline, source: Any, capture: Capture, skip: Collection[str] = ()
+) -> list[str]:
+    """After the load of a change-capture run: delete (or flag) the changed keys the source no longer
+    has, and sweep the tables read in full (rows deleted while the slot did not cover them), but those in
+    ``skip`` (first loaded by this run). Returns the report's lines."""
+    flag = _soft_delete_flag()
+    naming = pipeline.default_schema.naming
+    lines = []
+    with pipeline.sql_client() as client:
+        for name, resource in source.selected_resources.items():
+            plan = getattr(resource, "load_plan", None)
+            if plan is None or (plan.name not in capture.changed and plan.name not in capture.snapshots):
+                continue
+            table = naming.normalize_table_identifier(plan.name)
+            key = [naming.normalize_identifier(column) for column in plan.primary_key]
+            flag_column = (
+                naming.normalize_identifier(plan.soft_delete_column) if plan.soft_delete_column else None
+            )
+            if plan.name in capture.snapshots:
+                if table in skip:
+                    continue
+                result = sweep_table(
+                    client, table, key, resource.read_keys, soft_delete_column=flag_column, flag=flag
+                )
+                if result is not None:
+                    lines.append(str(result))
+                continue
+            gone = resource.missing_keys()
+            if gone.num_rows:
+                apply_deletes(client, table, key, gone.rename_columns(key), flag_column if flag else None)
+            lines.append(
+                f"change capture: {name}: {len(capture.changed[plan.name]):,} changed key(s) re-read,"
+                f" {gone.num_rows:,} deleted in the source {'flagged' if flag and flag_column else 'removed'}"
+            )
+    return lines
 
 
 def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str] = ()) -> list[str]:
@@ -101,12 +175,14 @@ def sweep_deleted_keys(pipeline: dlt.Pipeline, source: Any, skip: Collection[str
         last = pendulum.parse(str(pipeline.get_local_state_val(SWEPT_AT)))
         if every and now.diff(last).in_seconds() < every * 3600:  # type: ignore[arg-type]
             return [f"key sweep skipped: the last was at {last} (key_sweep_hours = {every:g})"]
-    flag = (dlt.config.get("sources.products.soft_delete", str) or "remove") == "flag"
+    flag = _soft_delete_flag()
     naming = pipeline.default_schema.naming
     lines = []
     with pipeline.sql_client() as client:
         for resource in source.selected_resources.values():
-            plan = resource.load_plan
+            plan = getattr(resource, "load_plan", None)
+            if plan is None:
+                continue
             table = naming.normalize_table_identifier(plan.name)
             if plan.disposition != "merge" or table in skip:
                 continue

@@ -108,7 +108,7 @@ def sweep_table(
     gone = missing_keys(loaded, source)
     flagging = flag and soft_delete_column is not None
     if gone.num_rows:
-        _apply(client, table, key, gone, soft_delete_column if flagging else None)
+        apply_deletes(client, table, key, gone, soft_delete_column if flagging else None)
     return SweepResult(
         table,
         loaded.num_rows,
@@ -119,7 +119,9 @@ def sweep_table(
     )
 
 
-def _apply(client: Any, table: str, key: Sequence[str], gone: pa.Table, flag: str | None) -> None:
+def apply_deletes(client: Any, table: str, key: Sequence[str], gone: pa.Table, flag: str | None) -> None:
+    """Delete the rows of ``table`` whose key is in ``gone`` (key columns named as ``key``), or set
+    their ``flag`` column (now, where it is still NULL), in one transaction, as parameters."""
     rows = gone.to_pylist()
     qualified = client.make_qualified_table_name(table)
     columns = [client.escape_column_name(column) for column in key]

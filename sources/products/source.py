@@ -9,7 +9,7 @@ its extract step, so an unreachable database fails that step with a clear, passw
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, get_args
 
 import dlt
@@ -21,9 +21,11 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import engine_from_credentials, sql_table
 from dlt.sources.sql_database.helpers import TableBackend
 
+from sources.products.capture import CAPTURE_MODES, STATE_KEY, Capture, plan_capture, state_resource
 from sources.products.catalogue import DEFAULT_CURSORS, Defaults, LoadPlan, as_names, discover
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from sources.products.keys import read_keys
+from sources.products.keys import changed_keys_condition, read_keys, read_missing_keys
+from sources.products.replication import DEFAULT_PUBLICATION, DEFAULT_SLOT
 from utils.adbc import AdbcTableLoader, ReadError
 from utils.destinations import PARSE_JSON_HINT
 from utils.pg_types import arrays_as_json_text, dlt_type, is_unconstrained_numeric, override_hint
@@ -97,6 +99,9 @@ def products_source(
     write_disposition: str = "merge",
     json_as_objects: bool = False,
     parallel: bool = True,
+    change_capture: str = "cursor",
+    slot_name: str = DEFAULT_SLOT,
+    publication_name: str = DEFAULT_PUBLICATION,
 ) -> Iterator[DltResource]:
     """Product tables from PostgreSQL: merged on their primary keys and read incrementally, or
     replaced in full when they have no key (:mod:`sources.products.catalogue` has the rules).
@@ -134,6 +139,9 @@ def products_source(
             Snowflake destination parses into VARIANT objects as it merges or replaces the table
             (``utils/snowflake_json.py``); the pipeline turns this on for Snowflake (docs/products.md).
         parallel: tables are read on dlt's extraction worker threads, several at once.
+        change_capture: ``cursor`` (default: the cursor, lag and key sweep above) or ``logical``:
+            PostgreSQL logical replication through ``slot_name`` and ``publication_name``
+            (:mod:`sources.products.capture`; a full refresh reads the cursor way and leaves the slot).
     """
     if write_disposition not in ("merge", "replace"):
         raise ValueError(f"products: write_disposition={write_disposition!r}: use merge or replace")
@@ -143,6 +151,8 @@ def products_source(
         raise ValueError(f"sources.products.backend={backend!r}: use one of {BACKENDS}")
     if null_cursor not in NULL_CURSOR_MODES:
         raise ValueError(f"sources.products.null_cursor={null_cursor!r}: use one of {NULL_CURSOR_MODES}")
+    if change_capture not in CAPTURE_MODES:
+        raise ValueError(f"sources.products.change_capture={change_capture!r}: use one of {CAPTURE_MODES}")
     defaults = Defaults(
         primary_key=as_names(primary_key),
         cursors=DEFAULT_CURSORS if cursor is None else as_names(cursor),
@@ -150,11 +160,34 @@ def products_source(
     )
     engine = _clear_connection_errors(engine_from_credentials(credentials))
     metadata, plans = discover(engine, schema, tables, defaults, exclude=as_names(exclude), views=bool(views))
+    capture: Capture | None = None
+    if change_capture == "logical" and write_disposition == "merge":
+        recorded = dict(dlt.current.source_state().get(STATE_KEY) or {})
+        capture = plan_capture(
+            engine,
+            schema,
+            plans,
+            slot=slot_name,
+            publication=publication_name,
+            recorded=recorded,
+            columns={
+                plan.name: list(metadata.tables[f"{metadata.schema}.{plan.name}"].columns.keys())
+                for plan in plans
+            },
+        )
     for plan in plans:
+        keys = None
+        if capture is not None and plan.name in capture.captured:
+            if plan.name in capture.changed:
+                keys = capture.changed[plan.name]
+            elif plan.name not in capture.snapshots:
+                continue  # nothing changed
+            plan = replace(plan, cursor=None)
         resource = _table_resource(
             engine,
             metadata,
             plan,
+            changed_keys=keys,
             lag_seconds=lag_seconds,
             soft_delete=soft_delete,  # type: ignore[arg-type]
             null_cursor=null_cursor,  # type: ignore[arg-type]
@@ -166,6 +199,8 @@ def products_source(
             json_as_objects=json_as_objects,
         )
         yield resource.parallelize() if parallel else resource
+    if capture is not None:
+        yield state_resource(capture)
 
 
 def _table_resource(
@@ -182,6 +217,7 @@ def _table_resource(
     end_value: Any,
     write_disposition: str,
     json_as_objects: bool = False,
+    changed_keys: set[tuple[str, ...]] | None = None,
 ) -> DltResource:
     overrides = {column: override_hint(plan.name, column, value) for column, value in plan.columns.items()}
     merging = write_disposition == "merge" and plan.disposition == "merge"
@@ -209,7 +245,9 @@ def _table_resource(
         else None,
         type_adapter_callback=dlt_type,
         write_disposition=MERGE if merging else "replace",
-        query_adapter_callback=_live_rows_only(plan.soft_delete_column)
+        query_adapter_callback=_only_keys(plan.primary_key, changed_keys)
+        if changed_keys is not None
+        else _live_rows_only(plan.soft_delete_column)
         if plan.soft_delete_column and soft_delete == "remove" and not merging
         else None,
         primary_key=list(plan.primary_key) or None,  # type: ignore[arg-type]
@@ -218,6 +256,14 @@ def _table_resource(
     table = metadata.tables[f"{metadata.schema}.{plan.name}"]
     # the key sweep's reader: the key columns as this resource loads them (hints read when it runs)
     resource.read_keys = lambda: read_keys(engine, table, plan, resource.columns)  # type: ignore[attr-defined,arg-type]
+    if changed_keys is not None:  # change capture: which of the changed keys the table no longer has
+        resource.missing_keys = lambda: read_missing_keys(  # type: ignore[attr-defined]
+            engine,
+            table,
+            plan.primary_key,
+            changed_keys,
+            resource.columns,  # type: ignore[arg-type]
+        )
     # on Snowflake, JSON text (every JSON column's, with json_as_objects) lands as VARIANT objects;
     # parquet said outright, as tables loaded by the JSON-row route keep file_format=jsonl in the schema
     resource.apply_hints(
@@ -248,6 +294,15 @@ def _live_rows_only(column: str) -> Any:
         if column not in table.c:
             return query
         return query.where(table.c[column].is_(None))
+
+    return adapt
+
+
+def _only_keys(key: tuple[str, ...], keys: set[tuple[str, ...]]) -> Any:
+    """A query adapter reading only the rows of the changed keys (change capture)."""
+
+    def adapt(query: Any, table: sa.Table, _incremental: Any = None, _engine: Any = None) -> Any:
+        return query.where(changed_keys_condition(table, key, keys))
 
     return adapt
 
