@@ -444,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     vault_provider.register()
     engine: sa.Engine | None = None
     try:
-        settings, config = capture_settings(), source_config()
+        config = source_config()
+        settings = capture_settings(config)
         engine = connect(config)
         source = read_source(engine, config, settings)
         if args.command == "check":

@@ -19,6 +19,7 @@ from dlt.common.configuration.resolve import resolve_configuration
 from dlt.sources.sql_database import engine_from_credentials
 
 from declarations import declaration
+from sources.products.capture import CAPTURE_MODES
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.source import _clear_connection_errors, products_source
 from utils.checks import CheckResult, replication_slot
@@ -26,9 +27,6 @@ from utils.pg_replication import read_slot
 from utils.redact import redact_text
 
 SECTION: Final = ("sources", "products")
-CHANGE_CAPTURE_MODES: Final = ("cursor", "logical")
-DEFAULT_SLOT: Final = "data_pipelines_products"
-DEFAULT_PUBLICATION: Final = "data_pipelines_products"
 CONNECT_TIMEOUT_SECONDS: Final = 10
 """An unreachable host fails the status and the tool in seconds, not after TCP's minutes."""
 
@@ -44,16 +42,18 @@ class CaptureSettings:
         return self.change_capture == "logical"
 
 
-def capture_settings() -> CaptureSettings:
-    """``change_capture``, ``slot_name`` and ``publication_name`` from ``[sources.products]``."""
-    mode = dlt.config.get("sources.products.change_capture", str) or "cursor"
-    if mode not in CHANGE_CAPTURE_MODES:
-        raise ValueError(f"sources.products.change_capture={mode!r}: use one of {CHANGE_CAPTURE_MODES}")
-    return CaptureSettings(
-        change_capture=mode,
-        slot_name=dlt.config.get("sources.products.slot_name", str) or DEFAULT_SLOT,
-        publication_name=dlt.config.get("sources.products.publication_name", str) or DEFAULT_PUBLICATION,
-    )
+def logical_configured() -> bool:
+    """Whether ``change_capture = "logical"``, read without resolving the rest (credentials)."""
+    return (dlt.config.get("sources.products.change_capture", str) or "cursor") == "logical"
+
+
+def capture_settings(config: Any) -> CaptureSettings:
+    """``change_capture``, ``slot_name`` and ``publication_name`` of the source's resolved ``config``."""
+    if config.change_capture not in CAPTURE_MODES:
+        raise ValueError(
+            f"sources.products.change_capture={config.change_capture!r}: use one of {CAPTURE_MODES}"
+        )
+    return CaptureSettings(config.change_capture, config.slot_name, config.publication_name)
 
 
 def source_config() -> Any:
@@ -88,11 +88,12 @@ def slot_checks() -> list[CheckResult]:
     an unreachable database or a bad setting is a ``warn`` saying so (the status still prints)."""
     engine: sa.Engine | None = None
     try:
-        settings = capture_settings()
-        if not settings.logical:
+        if not logical_configured():
             return []
+        config = source_config()
+        settings = capture_settings(config)
         bound = declaration("products").checks.replication_slot
-        engine = connect(source_config())
+        engine = connect(config)
         with engine.connect() as connection:
             health = read_slot(connection, settings.slot_name)
         return [replication_slot(health, settings.slot_name, bound)]

@@ -19,7 +19,9 @@ import sqlalchemy as sa
 
 import declarations
 from declarations import Checks, ReplicationSlotCheck
+from pipelines import products
 from pipelines.__main__ import main as pipelines_main
+from tests.fixtures.warehouse import Warehouse
 from tools.postgres_cdc import main
 from utils.checks import replication_slot
 from utils.pg_replication import SlotHealth
@@ -296,3 +298,43 @@ def test_an_invalidated_slot_or_one_of_another_plugin_fails_and_says_how_to_rebu
     assert replication_slot(health(), "s", settings).state == "ok"
     strict = ReplicationSlotCheck(max_retained_mb=2, severity="fail")
     assert replication_slot(health(), "s", strict).state == "fail"
+
+
+def test_a_partitioned_table_is_published_under_its_own_name(
+    cdc: Cdc, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cdc.execute(
+        "create table public.events (id int, day date, primary key (id, day)) partition by range (day);"
+        " create table public.events_2026 partition of public.events"
+        " for values from ('2026-01-01') to ('2027-01-01')"
+    )
+    code, out = run(capsys, "setup")
+    assert code == 0, out
+    assert cdc.published() == {"products", "events"}  # not events_2026: changes arrive as events'
+    assert run(capsys, "check")[0] == 0
+
+
+def test_the_sql_printed_for_a_dba_makes_the_role_ready_and_its_runs_confirm_the_slot(
+    cdc: Cdc, reader: str, capsys: pytest.CaptureFixture[str], warehouse: Warehouse
+) -> None:
+    code, out = run(capsys, "setup", "--print-sql")
+    assert code == 0
+    statements = [line for line in out.splitlines() if line.startswith(("CREATE", "SELECT"))]
+    code, out = run(capsys, "check")
+    [fix] = [line.split("fix: ", 1)[1] for line in out.splitlines() if "WITH REPLICATION" in line]
+    cdc.execute(";".join([*statements, fix]))  # the DBA, as a superuser
+
+    code, out = run(capsys, "check")
+    assert code == 0, out
+    assert products.run().status == "succeeded"  # as the role, through the slot the DBA made
+    assert warehouse.query("select count(*) from products.products") == [(20,)]
+    cdc.execute(
+        "delete from public.products where id = 1; update public.products set name = 'n' where id = 2"
+    )
+    assert products.run().status == "succeeded"
+    assert warehouse.query("select count(*), min(id) from products.products") == [(19, 2)]
+    [(lag,)] = cdc.rows(
+        "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) from pg_replication_slots"
+        " where slot_name = :slot"
+    )
+    assert int(str(lag)) < 2**20  # confirmed by the role's run
