@@ -47,6 +47,8 @@ from utils.pg_replication import (
     read_tables,
 )
 
+MIN_VERSION = 13
+"""``publish_via_partition_root`` and ``pg_replication_slots.wal_status`` arrived in PostgreSQL 13."""
 RESNAPSHOT_WARNING = (
     "WARNING: without its slot, the next products run loads every published table again from a"
     " fresh snapshot (a first run's cost); changes made meanwhile are not lost."
@@ -219,13 +221,20 @@ def may_publish(source: Source) -> bool:
 
 def findings(source: Source) -> list[Finding]:
     server, role, settings = source.server, source.role, source.settings
+    major = server.version // 10000
     found = [
+        Finding(
+            "version",
+            major >= MIN_VERSION,
+            f"PostgreSQL {major}",
+            "" if major >= MIN_VERSION else f"upgrade to PostgreSQL {MIN_VERSION} or later",
+        ),
         Finding(
             "wal_level",
             server.wal_level == "logical",
             f"wal_level is {server.wal_level}",
             "" if server.wal_level == "logical" else parameter_fix(source, "wal_level", "logical"),
-        )
+        ),
     ]
     slots_needed = server.slots_used + (0 if source.slot else 1)
     found.append(
