@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,9 +86,13 @@ def cdc(postgres: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cdc]:
     monkeypatch.setenv("SOURCES__PRODUCTS__PUBLICATION_NAME", found.publication)
     monkeypatch.setenv("SOURCES__PRODUCTS__CHANGE_CAPTURE", "logical")
     yield found
+    deadline = time.monotonic() + 10  # a streaming connection just closed lets go of the slot shortly
+    while found.rows("select 1 from pg_replication_slots where slot_name = :slot and active"):
+        assert time.monotonic() < deadline, f"slot {found.slot} still in use"
+        time.sleep(0.1)
     found.execute(
         "select pg_drop_replication_slot(slot_name) from pg_replication_slots"
-        f" where slot_name = '{found.slot}' and not active"
+        f" where slot_name = '{found.slot}'"
     )
 
 
@@ -338,3 +343,39 @@ def test_the_sql_printed_for_a_dba_makes_the_role_ready_and_its_runs_confirm_the
         " where slot_name = :slot"
     )
     assert int(str(lag)) < 2**20  # confirmed by the role's run
+
+
+def test_a_role_that_may_make_slots_but_not_the_publication_makes_neither(
+    cdc: Cdc, reader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cdc.execute(f"alter role {reader} with replication")
+    code, out = run(capsys, "setup")
+    assert code == 1
+    assert cdc.slot_row() == []  # a slot older than its publication could not decode what came between
+    assert "CREATE PUBLICATION" in out and "pg_create_logical_replication_slot" in out
+
+
+def test_drop_refuses_while_a_run_streams_from_the_slot(cdc: Cdc, capsys: pytest.CaptureFixture[str]) -> None:
+    import psycopg2
+    import psycopg2.extras
+
+    assert run(capsys, "setup")[0] == 0
+    url = sa.make_url(cdc.uri)
+    streaming = psycopg2.connect(
+        dbname=url.database,
+        user=url.username,
+        host=url.query["host"],
+        connection_factory=psycopg2.extras.LogicalReplicationConnection,
+    )
+    try:
+        cursor = streaming.cursor()
+        cursor.start_replication(
+            slot_name=cdc.slot,
+            decode=False,
+            options={"proto_version": "1", "publication_names": cdc.publication},
+        )
+        code, out = run(capsys, "drop")
+        assert code == 1 and "in use by a running load" in out
+        assert cdc.slot_row() != []
+    finally:
+        streaming.close()
