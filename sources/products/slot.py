@@ -22,6 +22,7 @@ from declarations import declaration
 from sources.products.capture import CAPTURE_MODES
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.source import _clear_connection_errors, products_source
+from utils import vault_provider
 from utils.checks import CheckResult, replication_slot
 from utils.pg_replication import read_slot
 from utils.redact import redact_text
@@ -59,6 +60,7 @@ def capture_settings(config: Any) -> CaptureSettings:
 def source_config() -> Any:
     """The products source's whole configuration (credentials, schema, tables...), resolved as a run
     resolves it; a missing setting raises dlt's error naming the key and where it was looked for."""
+    vault_provider.register()  # the credentials may live in the vault (a no-op when off or done)
     spec = products_source.ref.SPEC
     return resolve_configuration(spec(), sections=(*SECTION, products_source.ref.name))
 

@@ -22,6 +22,7 @@ import declarations
 from declarations import Checks, ReplicationSlotCheck
 from pipelines import products
 from pipelines.__main__ import main as pipelines_main
+from tests.fixtures.vault import Vault
 from tests.fixtures.warehouse import Warehouse
 from tools.postgres_cdc import main
 from utils.checks import replication_slot
@@ -379,3 +380,14 @@ def test_drop_refuses_while_a_run_streams_from_the_slot(cdc: Cdc, capsys: pytest
         assert cdc.slot_row() != []
     finally:
         streaming.close()
+
+
+def test_credentials_come_from_the_vault_as_for_a_run(
+    cdc: Cdc, vault: Vault, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCES__PRODUCTS__CREDENTIALS")
+    vault.put("dlt/sources/products", {"credentials": cdc.uri})
+    vault.reload()
+    code, out = run(capsys, "setup")
+    assert code == 0, out
+    assert cdc.published() == {"products"}
