@@ -28,7 +28,7 @@ from tools.postgres_cdc import main
 from utils.checks import replication_slot
 from utils.pg_replication import SlotHealth
 
-PASSWORD = "s3cret-Pw-9f1"
+PASSWORD = "s3cret-Pw-9f1"  # pragma: allowlist secret
 
 SCHEMA_SQL = """
 create table public.products (id bigint primary key, name text not null, updated_at timestamptz);
