@@ -109,7 +109,7 @@ def plan_capture(
     keyed = [plan for plan in plans if plan.primary_key]
     prepared = prepare(engine, schema, publication, slot, [plan.name for plan in keyed])
     captured = {plan.name: plan.primary_key for plan in keyed if plan.name in prepared.published}
-    changes = read_changes(engine, slot, publication, keys=captured)
+    changes = read_changes(engine, slot, publication, keys=captured, schema=schema)
     capture = Capture(engine, slot, publication, changes, prepared.slot.confirmed, captured)
     capture.not_captured = [plan.name for plan in keyed if plan.name not in captured]
     capture.columns = {name: columns[name] for name in captured}

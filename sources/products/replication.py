@@ -221,10 +221,11 @@ def read_changes(
     *,
     timeout: float = READ_TIMEOUT_SECONDS,
     keys: dict[str, tuple[str, ...]] | None = None,
+    schema: str = "public",
 ) -> ChangeSet:
     """Read the slot's changes from its confirmed position up to the server's WAL position at the
     start of this call, without confirming anything. ``keys`` gives each table's key columns (by
-    table name; tables not in it are ignored)."""
+    the name of a table of ``schema``; other tables are ignored)."""
     import psycopg2
     import psycopg2.extras
 
@@ -247,7 +248,9 @@ def read_changes(
             decode=False,
             options={"proto_version": "1", "publication_names": publication},
         )
-        _consume(cursor, decoder, changes, target, keys, timeout)
+        _consume(
+            cursor, decoder, changes, target, {(schema, name): key for name, key in keys.items()}, timeout
+        )
     except psycopg2.Error as exc:
         raise _failure(engine, f"reading the replication slot {slot}", exc) from None
     finally:
@@ -262,7 +265,7 @@ def _consume(
     decoder: Decoder,
     changes: ChangeSet,
     target: int,
-    keys: dict[str, tuple[str, ...]],
+    keys: dict[tuple[str, str], tuple[str, ...]],
     timeout: float,
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -299,13 +302,15 @@ def _consume(
         elif isinstance(meaning, Truncate):
             for oid in meaning.relations:
                 relation = decoder.relations.get(oid)
-                if relation is not None and relation.name in keys:
+                if relation is not None and (relation.schema, relation.name) in keys:
                     changes.truncated.add(relation.name)
 
 
-def _record(relation: Relation, change: Change, changes: ChangeSet, keys: dict[str, tuple[str, ...]]) -> None:
+def _record(
+    relation: Relation, change: Change, changes: ChangeSet, keys: dict[tuple[str, str], tuple[str, ...]]
+) -> None:
     """Note the key before (a delete, a key-changing update) and after (an insert, an update) the change."""
-    key = keys.get(relation.name)
+    key = keys.get((relation.schema, relation.name))
     if key is None:
         return
     changes.changes += 1

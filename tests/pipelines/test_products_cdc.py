@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines import products
+from sources.products.replication import lsn_int
 from tests.fixtures.faults import Faults
 from tests.fixtures.snowflake import Snowflake
 from tests.fixtures.warehouse import Warehouse
@@ -171,8 +172,12 @@ def test_an_idle_publication_still_advances_the_slot(shop: Shop, warehouse: Ware
     shop.execute("checkpoint")
     retained = shop.slot()
     assert retained is not None and retained[1] > 20_000_000
+    with shop.engine.connect() as connection:
+        written = lsn_int(str(connection.execute(sa.text("select pg_current_wal_lsn()::text")).scalar()))
     report = products.run()
     assert any("0 change(s) read" in note for note in report.notes), report.notes
+    confirmed = [note.rsplit(" ", 1)[1] for note in report.notes if "confirmed up to" in note]
+    assert lsn_int(confirmed[0]) >= written, "the run read up to its target, not until it gave up waiting"
     shop.execute("checkpoint")  # logs the running transactions the slot's restart position moves to
     after = shop.slot()
     assert after is not None
@@ -375,3 +380,14 @@ def test_changes_reach_snowflake_and_a_fresh_worker_carries_on_from_its_state(
     report = products.run()
     assert not any("read in full" in note for note in report.notes), report.notes
     assert loaded("items") == shop.rows("items") and loaded("lines") == shop.rows("lines")
+
+
+def test_an_unknown_change_capture_setting_is_refused_by_name(
+    shop: Shop, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCES__PRODUCTS__CHANGE_CAPTURE", "wal2json")
+    with pytest.raises(
+        PipelineStepFailed, match=r"change_capture='wal2json': use one of \('cursor', 'logical'\)"
+    ):
+        products.run()
+    assert shop.slot() is None and "items" not in warehouse.tables("products")

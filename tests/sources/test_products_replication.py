@@ -91,3 +91,14 @@ def test_a_missing_publication_is_named_with_the_command_and_the_sql(engine: sa.
     assert "publication 'nope' does not exist" in str(failure.value)
     assert "uv run python -m tools.postgres_cdc setup" in str(failure.value)
     assert "CREATE PUBLICATION nope FOR TABLE public.a, public.b;" in str(failure.value)
+
+
+def test_a_table_of_the_same_name_in_another_schema_is_not_taken_for_it(engine: sa.Engine) -> None:
+    run(
+        engine,
+        "create schema archive; create table archive.a (id int primary key);"
+        " alter publication p add table archive.a",
+    )
+    run(engine, "insert into archive.a values (7); truncate archive.a; insert into a values (8, 'x', null)")
+    changes = replication.read_changes(engine, "s", "p", keys=KEYS)
+    assert changes.keys == {"a": {("8",)}} and not changes.truncated
