@@ -391,3 +391,25 @@ def test_credentials_come_from_the_vault_as_for_a_run(
     code, out = run(capsys, "setup")
     assert code == 0, out
     assert cdc.published() == {"products"}
+
+
+def test_a_partitioned_tables_changes_arrive_through_the_publication_setup_made(
+    cdc: Cdc, capsys: pytest.CaptureFixture[str], warehouse: Warehouse
+) -> None:
+    cdc.execute(
+        "create table public.events (id int, day date, note text, primary key (id, day))"
+        " partition by range (day);"
+        " create table public.events_2026 partition of public.events"
+        " for values from ('2026-01-01') to ('2027-01-01');"
+        " insert into public.events values (1, '2026-03-01', 'a'), (2, '2026-03-02', 'b')"
+    )
+    assert run(capsys, "setup")[0] == 0
+    assert products.run().status == "succeeded"
+    cdc.execute(
+        "update public.events set note = 'changed' where id = 1; delete from public.events where id = 2;"
+        " insert into public.events values (3, '2026-04-01', 'c')"
+    )
+    report = products.run()
+    assert report.status == "succeeded"
+    assert warehouse.query("select id, note from products.events order by id") == [(1, "changed"), (3, "c")]
+    assert "change capture: events: 3 changed key(s) re-read, 1 deleted in the source removed" in report.notes
