@@ -148,9 +148,6 @@ def findings(source: Source) -> list[Finding]:
             problems.append(f"holds {extra}, which it should not")
         if not source.publication.publishes_updates_and_deletes:
             problems.append("it does not publish updates and deletes")
-            name = identifier(settings.publication_name)
-            publish = "publish = 'insert, update, delete, truncate'"
-            needed = [*needed, f"ALTER PUBLICATION {name} SET ({publish});"]
         found.append(
             Finding(
                 "publication",
@@ -247,6 +244,10 @@ def setup(engine: sa.Engine, source: Source, print_only: bool) -> int:
         print("a DBA (superuser or the tables' owner) must run, in this order:")
         print("\n".join(for_dba))
         return 1
+    unusable = slot_finding(source)
+    if not unusable.ok:  # another database's, invalidated, or of another plug-in: setup cannot mend it
+        print(f"{unusable.detail}; fix: {unusable.fix}")
+        return 1
     print(f"publication {source.settings.publication_name} and slot {source.settings.slot_name} are in place")
     return 0
 
@@ -254,6 +255,12 @@ def setup(engine: sa.Engine, source: Source, print_only: bool) -> int:
 def drop(engine: sa.Engine, source: Source, with_publication: bool) -> int:
     statements = []
     if source.slot is not None:
+        if source.slot.database != source.role.database:
+            print(
+                f"slot {source.slot.name} belongs to database {source.slot.database}, not this pipeline's"
+                f" {source.role.database}: left alone"
+            )
+            return 1
         if source.slot.active:
             print(f"slot {source.slot.name} is in use by a running load: wait for it to finish, then drop it")
             return 1

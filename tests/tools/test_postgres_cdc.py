@@ -22,6 +22,7 @@ import declarations
 from declarations import Checks, ReplicationSlotCheck
 from pipelines import products
 from pipelines.__main__ import main as pipelines_main
+from tests.fixtures.postgres import Postgres
 from tests.fixtures.vault import Vault
 from tests.fixtures.warehouse import Warehouse
 from tools.postgres_cdc import main
@@ -413,3 +414,32 @@ def test_a_partitioned_tables_changes_arrive_through_the_publication_setup_made(
     assert report.status == "succeeded"
     assert warehouse.query("select id, note from products.events order by id") == [(1, "changed"), (3, "c")]
     assert "change capture: events: 3 changed key(s) re-read, 1 deleted in the source removed" in report.notes
+
+
+def test_a_publication_that_does_not_publish_deletes_is_mended(
+    cdc: Cdc, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cdc.execute(f"create publication {cdc.publication} for table public.products with (publish = 'insert')")
+    code, out = run(capsys, "check")
+    assert code == 1 and "it does not publish updates and deletes" in out
+    assert run(capsys, "setup")[0] == 0
+    assert cdc.rows("select pubupdate and pubdelete from pg_publication where pubname = :pub") == [(True,)]
+    assert run(capsys, "check")[0] == 0
+
+
+def test_a_slot_of_that_name_in_another_database_is_named_and_left_alone(
+    cdc: Cdc, postgres_server: Postgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = postgres_server.database()
+    cdc.execute(f"select pg_create_logical_replication_slot('{cdc.slot}', 'pgoutput')", uri=other)
+    try:
+        code, out = run(capsys, "check")
+        assert code == 1 and f"it belongs to database {sa.make_url(other).database}" in out
+        assert "set slot_name in [sources.products] to another name" in out
+        code, out = run(capsys, "setup")
+        assert code == 1 and "belongs to database" in out
+        code, out = run(capsys, "drop")
+        assert code == 1 and "left alone" in out
+        assert cdc.slot_row() == [("pgoutput", sa.make_url(other).database)]
+    finally:
+        cdc.execute(f"select pg_drop_replication_slot('{cdc.slot}')", uri=other)
