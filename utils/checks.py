@@ -247,9 +247,11 @@ SLOT_FIX: Final = (
 )
 
 
-def replication_slot(health: SlotHealth | None, slot: str, settings: ReplicationSlotCheck) -> CheckResult:
-    """A replication slot's health: missing, invalidated, of another plugin, or holding back more WAL
-    than ``settings.max_retained_mb``."""
+def replication_slot(
+    health: SlotHealth | None, slot: str, settings: ReplicationSlotCheck, database: str | None = None
+) -> CheckResult:
+    """A replication slot's health: missing, of another database than ``database``, invalidated, of
+    another plugin, or holding back more WAL than ``settings.max_retained_mb``."""
     if health is None:
         return CheckResult(
             None,
@@ -266,6 +268,12 @@ def replication_slot(health: SlotHealth | None, slot: str, settings: Replication
         "wal_status": health.wal_status,
         "max_retained_mb": settings.max_retained_mb,
     }
+    if database is not None and health.database != database:
+        detail = (
+            f"slot {slot} belongs to database {health.database}, not {database}: set slot_name in"
+            " [sources.products] to a name of this pipeline's own"
+        )
+        return CheckResult(None, "replication_slot", "fail", detail, figures)
     if health.lost:
         detail = (
             f"slot {slot} was invalidated (wal_status lost: the server removed WAL it needed, past"

@@ -98,7 +98,8 @@ def slot_checks() -> list[CheckResult]:
         engine = connect(config)
         with engine.connect() as connection:
             health = read_slot(connection, settings.slot_name)
-        return [replication_slot(health, settings.slot_name, bound)]
+            database = str(connection.execute(sa.text("select current_database()")).scalar())
+        return [replication_slot(health, settings.slot_name, bound, database)]
     except Exception as exc:  # the status and the checks flow carry on without the slot
         detail = f"cannot read the replication slot: {safe_error(engine, exc)}"
         return [CheckResult(None, "replication_slot", "warn", detail)]

@@ -440,6 +440,8 @@ def test_a_slot_of_that_name_in_another_database_is_named_and_left_alone(
         assert code == 1 and "belongs to database" in out
         code, out = run(capsys, "drop")
         assert code == 1 and "left alone" in out
+        found = slot_check(capsys)
+        assert found["state"] == "fail" and "belongs to database" in str(found["detail"])
         assert cdc.slot_row() == [("pgoutput", sa.make_url(other).database)]
     finally:
         cdc.execute(f"select pg_drop_replication_slot('{cdc.slot}')", uri=other)
