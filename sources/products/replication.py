@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.pgoutput import UNCHANGED, Change, Commit, Decoder, Relation, Truncate
@@ -32,7 +33,8 @@ SETUP_COMMAND: Final = "uv run python -m tools.postgres_cdc setup"
 DEFAULT_SLOT: Final = "data_pipelines_products"
 DEFAULT_PUBLICATION: Final = "data_pipelines_products"
 READ_TIMEOUT_SECONDS: Final = 60.0
-"""Longest a run waits for the server to report a position at or past the run's target."""
+"""Longest a run waits for the server to move towards the run's target (a message, or a keepalive
+reporting a later position) before it stops where it got to."""
 POLL_SECONDS: Final = 1.0
 BUSY_SECONDS: Final = 15.0
 """Longest a run waits for a slot still held by another connection (a run killed a moment ago)."""
@@ -129,12 +131,17 @@ def slot_info(cursor: Any, slot: str) -> SlotInfo | None:
     return SlotInfo(lsn_int(row[0]) if row[0] else 0, str(row[1]), row[2])
 
 
+def identifier(name: str) -> str:
+    """``name`` as SQL writes it: bare when PostgreSQL would take it as written, else quoted."""
+    return str(postgresql.dialect().identifier_preparer.quote(name))
+
+
 def missing_publication(publication: str, schema: str, tables: list[str]) -> CaptureSetupError:
-    listed = ", ".join(f"{schema}.{name}" for name in tables) or f"{schema}.<table>"
+    listed = ", ".join(f"{identifier(schema)}.{identifier(name)}" for name in tables) or f"{schema}.<table>"
     return CaptureSetupError(
         f"products: change_capture = logical, but the publication {publication!r} does not exist;"
         f" nothing was loaded. Create it (and the slot) with `{SETUP_COMMAND}`, or ask a DBA to run:"
-        f" CREATE PUBLICATION {publication} FOR TABLE {listed};"
+        f" CREATE PUBLICATION {identifier(publication)} FOR TABLE {listed};"
     )
 
 
@@ -246,7 +253,8 @@ def read_changes(
         cursor.start_replication(
             slot_name=slot,
             decode=False,
-            options={"proto_version": "1", "publication_names": publication},
+            # an identifier list to pgoutput: quoted, so that the name is taken exactly as written
+            options={"proto_version": "1", "publication_names": '"' + publication.replace('"', '""') + '"'},
         )
         _consume(
             cursor, decoder, changes, target, {(schema, name): key for name, key in keys.items()}, timeout
@@ -271,15 +279,19 @@ def _consume(
     deadline = time.monotonic() + timeout
     in_transaction = False
     asked = 0.0
+    seen = 0
     while True:
         message = cursor.read_message()
         if message is None:
             if not in_transaction and cursor.wal_end >= target:
                 changes.reached = max(changes.reached, cursor.wal_end)
                 return
+            if cursor.wal_end > seen:  # the server is still decoding towards the target: keep waiting
+                seen = cursor.wal_end
+                deadline = time.monotonic() + timeout
             if time.monotonic() > deadline:
                 logger.warning(
-                    "products: the server did not report WAL position %s within %.0f s; stopping at %s",
+                    "products: no progress towards WAL position %s for %.0f s; stopping at %s",
                     lsn_text(target),
                     timeout,
                     lsn_text(changes.reached),
@@ -290,6 +302,7 @@ def _consume(
                 asked = time.monotonic()
             select.select([cursor], [], [], POLL_SECONDS)
             continue
+        deadline = time.monotonic() + timeout
         meaning = decoder.decode(message.payload)
         in_transaction = True
         if isinstance(meaning, Commit):

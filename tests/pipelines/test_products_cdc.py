@@ -169,7 +169,9 @@ def test_an_idle_publication_still_advances_the_slot(shop: Shop, warehouse: Ware
     shop.execute(
         "insert into logs select repeat(md5(g::text), 20) from generate_series(1, 30000) g"
     )  # ~20 MB
-    shop.execute("checkpoint")
+    shop.execute(
+        "checkpoint"
+    )  # logs the running transactions: a point the slot's restart position can move to
     retained = shop.slot()
     assert retained is not None and retained[1] > 20_000_000
     with shop.engine.connect() as connection:
@@ -178,7 +180,6 @@ def test_an_idle_publication_still_advances_the_slot(shop: Shop, warehouse: Ware
     assert any("0 change(s) read" in note for note in report.notes), report.notes
     confirmed = [note.rsplit(" ", 1)[1] for note in report.notes if "confirmed up to" in note]
     assert lsn_int(confirmed[0]) >= written, "the run read up to its target, not until it gave up waiting"
-    shop.execute("checkpoint")  # logs the running transactions the slot's restart position moves to
     after = shop.slot()
     assert after is not None
     assert after[1] < 1_000_000, f"the slot still holds {after[1]:,} bytes of WAL"

@@ -91,6 +91,10 @@ def test_a_missing_publication_is_named_with_the_command_and_the_sql(engine: sa.
     assert "publication 'nope' does not exist" in str(failure.value)
     assert "uv run python -m tools.postgres_cdc setup" in str(failure.value)
     assert "CREATE PUBLICATION nope FOR TABLE public.a, public.b;" in str(failure.value)
+    quoted = replication.missing_publication("Shop Pub", "public", ["Order Items", "order", "b"])
+    assert 'CREATE PUBLICATION "Shop Pub" FOR TABLE public."Order Items", public."order", public.b;' in str(
+        quoted
+    )
 
 
 def test_a_table_of_the_same_name_in_another_schema_is_not_taken_for_it(engine: sa.Engine) -> None:
@@ -102,3 +106,10 @@ def test_a_table_of_the_same_name_in_another_schema_is_not_taken_for_it(engine: 
     run(engine, "insert into archive.a values (7); truncate archive.a; insert into a values (8, 'x', null)")
     changes = replication.read_changes(engine, "s", "p", keys=KEYS)
     assert changes.keys == {"a": {("8",)}} and not changes.truncated
+
+
+def test_a_publication_name_is_taken_exactly_as_written(engine: sa.Engine) -> None:
+    run(engine, 'create publication "Shop Pub" for table b; insert into a values (1, null, null);')
+    run(engine, "insert into b values ('z', 9)")
+    changes = replication.read_changes(engine, "s", "Shop Pub", keys=KEYS)
+    assert changes.keys == {"b": {("z", "9")}}, "only the tables of that publication"
