@@ -95,6 +95,19 @@ class SchemaCheck(BaseModel):
     """Columns (``table.column`` or ``column`` for every table) that come and go by nature."""
 
 
+class ReplicationSlotCheck(BaseModel):
+    """The ``replication_slot`` check of a source read by change data capture (products with
+    ``change_capture = "logical"``): how much WAL its slot may hold back on the source's disk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    severity: Literal["warn", "fail"] = "warn"
+    """The state a slot past ``max_retained_mb`` gets (an invalidated slot always fails)."""
+    max_retained_mb: float = Field(default=1024, gt=0)
+    """WAL the slot may retain (``pg_current_wal_lsn() - restart_lsn``), in MB, before it warns: a
+    day's WAL of a busy database is often a few GB, so raise it there rather than silence it."""
+
+
 class Checks(BaseModel):
     """Thresholds of the per-table health checks (docs/operations.md, "Checks"); every key optional."""
 
@@ -102,6 +115,7 @@ class Checks(BaseModel):
 
     volume: VolumeCheck = Field(default_factory=lambda: VolumeCheck())
     schema_changes: SchemaCheck = Field(default_factory=lambda: SchemaCheck(), alias="schema")
+    replication_slot: ReplicationSlotCheck = Field(default_factory=lambda: ReplicationSlotCheck())
 
 
 class Declaration(BaseModel):

@@ -7,8 +7,10 @@ Each table's newest load is judged on the load metrics in the warehouse (``volum
 :mod:`utils.checks`, thresholds under ``checks:`` in the declaration): one that turns ``warn`` or
 ``fail`` alerts once per episode (:func:`utils.alerts.alert_check_episodes`). A pipeline that cannot
 be checked (a bad declaration, an unreachable destination) fails its own checks; the others still
-run. Each run also publishes the operator's status table (``python -m pipelines status``) as the
-table artefact ``pipeline-status`` and every check as ``pipeline-checks``.
+run. A pipeline may also check its source (``source_checks()`` in its module: products' replication
+slot with ``change_capture = "logical"``), alerted the same way. Each run also publishes the
+operator's status table (``python -m pipelines status``) as the table artefact ``pipeline-status``
+and every check as ``pipeline-checks``.
 
     uv run python flows/freshness.py
 """
@@ -27,7 +29,7 @@ from prefect.states import State
 
 from declarations import DeclarationError, freshness_bound
 from declarations import pipelines as declared
-from pipelines import pipeline_module
+from pipelines import pipeline_module, source_checks
 from utils.orchestration import pipeline_flow, pipeline_task
 
 
@@ -48,7 +50,8 @@ def check_freshness(pipeline_name: str) -> dict[str, Any]:
     vault_provider.register()  # the destination's credentials may live in the vault
     pipeline = pipeline_module(pipeline_name).create_pipeline()
     result = check(pipeline, bound)
-    checks = [c.as_dict() for c in pipeline_checks(pipeline, pipeline_name, result)]
+    found = pipeline_checks(pipeline, pipeline_name, result) + source_checks(pipeline_name)
+    checks = [c.as_dict() for c in found]
     return {"pipeline": pipeline_name, "stale": result.stale, "summary": result.describe(), "checks": checks}
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import declarations as catalogue
-from pipelines import pipeline_module
+from pipelines import pipeline_module, source_checks
 from utils.checks import CheckResult, pipeline_checks, worst
 from utils.freshness import Freshness, human, newest_load, rows_in_load
 from utils.runner import describe_error
@@ -120,11 +120,14 @@ def pipeline_status(name: str, now: dt.datetime | None = None) -> PipelineStatus
 def _checks(
     name: str, pipeline: Any, status: PipelineStatus, bound: dt.timedelta, now: dt.datetime
 ) -> list[CheckResult]:
-    """Freshness as the status line judged it, then volume and schema per table (utils/checks.py)."""
+    """Freshness as the status line judged it, then volume and schema per table (utils/checks.py),
+    then the source's own checks (products' replication slot), read even when the destination is not."""
     if status.state == "UNKNOWN":
-        return [CheckResult(None, "freshness", "fail", f"cannot read destination: {status.error}")]
-    freshness = Freshness(name, status.destination, status.dataset, status.last_load, bound, now)
-    return pipeline_checks(pipeline, name, freshness)
+        results = [CheckResult(None, "freshness", "fail", f"cannot read destination: {status.error}")]
+    else:
+        freshness = Freshness(name, status.destination, status.dataset, status.last_load, bound, now)
+        results = pipeline_checks(pipeline, name, freshness)
+    return results + source_checks(name)
 
 
 def checks_cell(checks: list[dict[str, Any]]) -> str:
@@ -132,8 +135,13 @@ def checks_cell(checks: list[dict[str, Any]]) -> str:
     state = worst(CheckResult(**c) for c in checks)
     if state == "ok":
         return "ok" if checks else "-"
-    names = [f"{c['table'] or 'dataset'} {c['check']}" for c in checks if c["state"] == state]
+    names = [f"{_subject(c)} {c['check']}" for c in checks if c["state"] == state]
     return f"{state}: {', '.join(names)}"
+
+
+def _subject(check: dict[str, Any]) -> str:
+    """What a check judged: its table, the dataset (freshness) or the source (replication slot)."""
+    return check["table"] or ("dataset" if check["check"] == "freshness" else "source")
 
 
 def unreadable_status(name: str, exc: Exception) -> PipelineStatus:
@@ -245,7 +253,20 @@ def render_text(statuses: list[PipelineStatus]) -> str:
     rows = [dict(COLUMNS)] + [s.row() for s in statuses]
     widths = {key: max(len(row[key]) for row in rows) for key, _ in COLUMNS}
     lines = ["  ".join(row[key].ljust(widths[key]) for key, _ in COLUMNS).rstrip() for row in rows]
+    lines += source_lines(statuses)
     return "\n".join(lines) + "\n"
+
+
+def source_lines(statuses: list[PipelineStatus]) -> list[str]:
+    """Below the table, each source check in full (``products replication_slot warn: slot ...: 1,200.0
+    MB of WAL retained, ...``): its figures do not fit a column."""
+    found = [
+        f"{s.pipeline} {c['check']} {c['state']}: {c['detail']}"
+        for s in statuses
+        for c in s.checks
+        if c["table"] is None and c["check"] != "freshness" and c["check"] != "volume"
+    ]
+    return ["", *found] if found else []
 
 
 def render_json(statuses: list[PipelineStatus]) -> str:

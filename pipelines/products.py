@@ -255,6 +255,14 @@ def sweep_deleted_keys(
     return lines
 
 
+def source_checks() -> list[Any]:
+    """The replication slot's health when ``change_capture = "logical"`` (``python -m pipelines
+    status``, the checks flow); nothing otherwise. Never raises."""
+    from sources.products.slot import slot_checks
+
+    return slot_checks()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.products", description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -91,12 +91,12 @@ def alert_check_episodes(results: list[dict[str, Any]], checked: list[str]) -> l
         if _RANK[result["state"]] <= _RANK.get(known.get(key, "ok"), 0):
             ongoing[key] = known[key]  # the same episode: alerted already
             continue
-        subject = (
-            f"data-pipelines: {result['pipeline']} {result['table']} {result['check']} "
-            f"{result['state'].upper()}"
-        )
+        # a check of no table: of the source itself (a replication slot), or of the whole dataset
+        where = result["table"] or ("source" if result["check"] == "replication_slot" else "dataset")
+        subject = f"data-pipelines: {result['pipeline']} {where} {result['check']} {result['state'].upper()}"
         body = (
-            f"Pipeline {result['pipeline']}, table {result['table']}: the {result['check']} check is "
+            f"Pipeline {result['pipeline']}, {'table ' if result['table'] else ''}{where}: the "
+            f"{result['check']} check is "
             f"{result['state']}.\n{result['detail']}\nNot repeated while it lasts; see "
             f"`uv run python -m pipelines status {result['pipeline']}` and docs/operations.md (Checks)."
         )

@@ -13,6 +13,9 @@ pipeline's declaration (``checks:`` in ``declarations/<name>.yaml``):
   in every row, or missing from the source, which dlt loads as NULL), and a column the latest load
   added to the table.
 
+``replication_slot`` judges a change-data-capture source's slot (:func:`replication_slot`, read by
+:mod:`sources.products.slot`): the WAL it holds back on the source's disk.
+
 ``freshness`` (the newest load against the declared bound) stays in :mod:`utils.freshness`;
 :func:`freshness_result` gives it the same shape. The flow that runs every check and alerts is
 ``flows/freshness.py``; ``python -m pipelines status`` shows them.
@@ -29,13 +32,14 @@ from typing import Any, Final, Literal
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from declarations import Checks, SchemaCheck, VolumeCheck, declaration
+from declarations import Checks, ReplicationSlotCheck, SchemaCheck, VolumeCheck, declaration
 from utils.filesystem_tables import is_filesystem, table_rows
 from utils.freshness import Freshness
 from utils.metrics import METRICS_TABLE
+from utils.pg_replication import PLUGIN, SlotHealth, megabytes
 
 State = Literal["ok", "warn", "fail"]
-CheckName = Literal["freshness", "volume", "schema"]
+CheckName = Literal["freshness", "volume", "schema", "replication_slot"]
 SEVERITY: Final[dict[str, int]] = {"ok": 0, "warn": 1, "fail": 2}
 MAD_TO_SD: Final = 1.4826
 """The median absolute deviation times this estimates the standard deviation of normal data."""
@@ -48,13 +52,17 @@ class CheckResult:
     """One check of one table: what ``status --json`` lists and the alerts and lineage carry."""
 
     table: str | None
-    """``None`` for ``freshness``, which is judged on the dataset's newest load."""
+    """``None`` for ``freshness``, which is judged on the dataset's newest load, and for checks of
+    the source (``replication_slot``)."""
     check: CheckName
     state: State
     detail: str
+    figures: dict[str, Any] | None = None
+    """Measured values for machines (``replication_slot``: bytes retained and not yet confirmed)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "check": self.check, "state": self.state, "detail": self.detail}
+        found = {"table": self.table, "check": self.check, "state": self.state, "detail": self.detail}
+        return found if self.figures is None else {**found, "figures": self.figures}
 
 
 @dataclass(frozen=True)
@@ -231,3 +239,60 @@ def schema(table: str, loads: list[LoadMetrics], settings: SchemaCheck) -> Check
     if not problems:
         return CheckResult(table, "schema", "ok", f"{len(latest.present)} column(s) arriving")
     return CheckResult(table, "schema", settings.severity, f"load {latest.load_id}: " + "; ".join(problems))
+
+
+SLOT_FIX: Final = (
+    "drop it with `uv run python -m tools.postgres_cdc drop`; the next run creates a new slot and"
+    ' loads every published table again (docs/products.md, "Change data capture: set-up and operation")'
+)
+
+
+def replication_slot(
+    health: SlotHealth | None, slot: str, settings: ReplicationSlotCheck, database: str | None = None
+) -> CheckResult:
+    """A replication slot's health: missing, of another database than ``database``, invalidated, of
+    another plugin, or holding back more WAL than ``settings.max_retained_mb``."""
+    if health is None:
+        return CheckResult(
+            None,
+            "replication_slot",
+            "warn",
+            f"slot {slot} does not exist: the next run creates it and loads every published table"
+            " again; `uv run python -m tools.postgres_cdc setup` creates it now",
+        )
+    figures = {
+        "slot": slot,
+        "retained_bytes": health.retained_bytes,
+        "lag_bytes": health.lag_bytes,
+        "active": health.active,
+        "wal_status": health.wal_status,
+        "max_retained_mb": settings.max_retained_mb,
+    }
+    if database is not None and health.database != database:
+        detail = (
+            f"slot {slot} belongs to database {health.database}, not {database}: set slot_name in"
+            " [sources.products] to a name of this pipeline's own"
+        )
+        return CheckResult(None, "replication_slot", "fail", detail, figures)
+    if health.lost:
+        detail = (
+            f"slot {slot} was invalidated (wal_status lost: the server removed WAL it needed, past"
+            f" max_slot_wal_keep_size); {SLOT_FIX}"
+        )
+        return CheckResult(None, "replication_slot", "fail", detail, figures)
+    if health.plugin != PLUGIN or health.slot_type != "logical":
+        detail = (
+            f"slot {slot} is a {health.slot_type} slot of plugin {health.plugin}, not a logical"
+            f" {PLUGIN} slot: {SLOT_FIX}"
+        )
+        return CheckResult(None, "replication_slot", "fail", detail, figures)
+    bound = settings.max_retained_mb * 2**20
+    if health.retained_bytes is not None and health.retained_bytes > bound:
+        detail = (
+            f"slot {slot}: {health.describe()}; past the bound of {megabytes(int(bound))}: the source"
+            " keeps this WAL on its disk until the pipeline runs and confirms the slot; run it, or drop"
+            " the slot if the pipeline is not coming back"
+        )
+        return CheckResult(None, "replication_slot", settings.severity, detail, figures)
+    detail = f"slot {slot}: {health.describe()} (bound {megabytes(int(bound))})"
+    return CheckResult(None, "replication_slot", "ok", detail, figures)
