@@ -28,7 +28,7 @@ from dlt.extract.resource import DltResource
 
 from sources.products.catalogue import LoadPlan
 from sources.products.replication import (
-    SETUP_COMMAND,
+    CHECK_COMMAND,
     ChangeSet,
     confirm,
     lsn_int,
@@ -97,7 +97,8 @@ class Capture:
         if self.not_captured:
             lines.append(
                 f"change capture: {', '.join(self.not_captured)} not in the publication {self.publication},"
-                f" loaded by cursor with the key sweep; `{SETUP_COMMAND}` adds them"
+                f" loaded by cursor with the key sweep; `{CHECK_COMMAND}` says whether `setup` can add them"
+                " (a table PostgreSQL cannot identify rows of needs REPLICA IDENTITY first)"
             )
         return lines
 

@@ -21,15 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.pgoutput import UNCHANGED, Change, Commit, Decoder, Relation, Truncate
+from utils.pg_replication import identifier, qualified
 from utils.redact import redact_text
 
 logger = logging.getLogger("data_pipelines.products.replication")
 
 SETUP_COMMAND: Final = "uv run python -m tools.postgres_cdc setup"
+CHECK_COMMAND: Final = "uv run python -m tools.postgres_cdc check"
 DEFAULT_SLOT: Final = "data_pipelines_products"
 DEFAULT_PUBLICATION: Final = "data_pipelines_products"
 READ_TIMEOUT_SECONDS: Final = 60.0
@@ -131,13 +132,8 @@ def slot_info(cursor: Any, slot: str) -> SlotInfo | None:
     return SlotInfo(lsn_int(row[0]) if row[0] else 0, str(row[1]), row[2])
 
 
-def identifier(name: str) -> str:
-    """``name`` as SQL writes it: bare when PostgreSQL would take it as written, else quoted."""
-    return str(postgresql.dialect().identifier_preparer.quote(name))
-
-
 def missing_publication(publication: str, schema: str, tables: list[str]) -> CaptureSetupError:
-    listed = ", ".join(f"{identifier(schema)}.{identifier(name)}" for name in tables) or f"{schema}.<table>"
+    listed = qualified(schema, tables) or f"{identifier(schema)}.<table>"
     return CaptureSetupError(
         f"products: change_capture = logical, but the publication {publication!r} does not exist;"
         f" nothing was loaded. Create it (and the slot) with `{SETUP_COMMAND}`, or ask a DBA to run:"
@@ -254,7 +250,7 @@ def read_changes(
             slot_name=slot,
             decode=False,
             # an identifier list to pgoutput: quoted, so that the name is taken exactly as written
-            options={"proto_version": "1", "publication_names": '"' + publication.replace('"', '""') + '"'},
+            options={"proto_version": "1", "publication_names": identifier(publication)},
         )
         _consume(
             cursor, decoder, changes, target, {(schema, name): key for name, key in keys.items()}, timeout

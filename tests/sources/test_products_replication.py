@@ -90,10 +90,11 @@ def test_a_missing_publication_is_named_with_the_command_and_the_sql(engine: sa.
         replication.prepare(engine, "public", "nope", "s", ["a", "b"])
     assert "publication 'nope' does not exist" in str(failure.value)
     assert "uv run python -m tools.postgres_cdc setup" in str(failure.value)
-    assert "CREATE PUBLICATION nope FOR TABLE public.a, public.b;" in str(failure.value)
+    assert 'CREATE PUBLICATION "nope" FOR TABLE "public"."a", "public"."b";' in str(failure.value)
     quoted = replication.missing_publication("Shop Pub", "public", ["Order Items", "order", "b"])
-    assert 'CREATE PUBLICATION "Shop Pub" FOR TABLE public."Order Items", public."order", public.b;' in str(
-        quoted
+    assert (
+        'CREATE PUBLICATION "Shop Pub" FOR TABLE "public"."Order Items", "public"."order", "public"."b";'
+        in str(quoted)
     )
 
 
