@@ -115,7 +115,7 @@ def plan_capture(
 ) -> Capture:
     """Read the slot's changes and decide how each table with a key loads (module docstring)."""
     keyed = [plan for plan in plans if plan.primary_key]
-    prepared = prepare(engine, schema, publication, slot, [plan.name for plan in keyed])
+    prepared = prepare(engine, schema, publication, slot)
     captured = {plan.name: plan.primary_key for plan in keyed if plan.name in prepared.published}
     changes = read_changes(engine, slot, publication, keys=captured, schema=schema)
     capture = Capture(engine, slot, publication, changes, prepared.slot.confirmed, captured)

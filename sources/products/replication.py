@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
 from sources.products.pgoutput import UNCHANGED, Change, Commit, Decoder, Relation, Truncate
-from utils.pg_replication import identifier, qualified
+from utils.pg_replication import identifier
 from utils.redact import redact_text
 
 logger = logging.getLogger("data_pipelines.products.replication")
@@ -132,12 +132,12 @@ def slot_info(cursor: Any, slot: str) -> SlotInfo | None:
     return SlotInfo(lsn_int(row[0]) if row[0] else 0, str(row[1]), row[2])
 
 
-def missing_publication(publication: str, schema: str, tables: list[str]) -> CaptureSetupError:
-    listed = qualified(schema, tables) or f"{identifier(schema)}.<table>"
+def missing_publication(publication: str) -> CaptureSetupError:
     return CaptureSetupError(
         f"products: change_capture = logical, but the publication {publication!r} does not exist;"
-        f" nothing was loaded. Create it (and the slot) with `{SETUP_COMMAND}`, or ask a DBA to run:"
-        f" CREATE PUBLICATION {identifier(publication)} FOR TABLE {listed};"
+        f" nothing was loaded. Create it and the slot with `{SETUP_COMMAND}`, or print the SQL for a DBA"
+        f" with `{SETUP_COMMAND} --print-sql` (it publishes only the tables PostgreSQL can identify the"
+        " rows of, so that the application's own updates and deletes keep working)"
     )
 
 
@@ -150,13 +150,12 @@ class Prepared:
     created: bool
 
 
-def prepare(engine: sa.Engine, schema: str, publication: str, slot: str, keyed: list[str]) -> Prepared:
+def prepare(engine: sa.Engine, schema: str, publication: str, slot: str) -> Prepared:
     """Check the publication and make sure the slot exists (created here when it does not: a slot
-    made by the set-up command is used as it is). ``keyed`` names the tables with a key, for the SQL
-    offered when the publication is missing."""
+    made by the set-up command is used as it is)."""
     with _plain(engine, "checking the publication and the replication slot") as cursor:
         if not publication_exists(cursor, publication):
-            raise missing_publication(publication, schema, keyed)
+            raise missing_publication(publication)
         published = publication_tables(cursor, publication, schema)
         info = _released(cursor, slot)
     created = False
