@@ -235,6 +235,15 @@ def _pool(engine: sa.Engine) -> QueuePool:
     return pool
 
 
+def compile_sql(query: Any, engine: sa.Engine) -> str:
+    """``query`` as the SQL text ADBC runs, values inlined. The engine's psycopg2 dialect writes every
+    ``%`` of the text as ``%%`` (its DB-API's ``pyformat`` escaping, which psycopg2 undoes); ADBC sends
+    the text as it is, so the doubling is undone here - else a key or value holding ``%`` would match
+    nothing."""
+    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    return sql.replace("%%", "%") if engine.dialect.paramstyle in ("format", "pyformat") else sql
+
+
 @contextmanager
 def pooled_connection(engine: sa.Engine) -> Iterator[Any]:
     """An ADBC (DB-API) connection to ``engine``'s database, taken from its pool and given back after.
@@ -262,7 +271,7 @@ class AdbcTableLoader(BaseTableLoader):
     """Batches read ahead of the parquet writer."""
 
     def load_rows(self, backend_kwargs: dict[str, Any] | None = None) -> Iterator[TDataItem]:
-        query = self.compile_query(with_casts(self.make_query(), self.columns))
+        query = compile_sql(with_casts(self.make_query(), self.columns), self.engine)
         batches = prefetch(self._batches(query), depth=self.prefetch_batches)
         first = next(batches, None)
         if first is None:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from sources.products.catalogue import LoadPlan
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from utils.adbc import normaliser, pooled_connection
+from utils.adbc import compile_sql, normaliser, pooled_connection
 from utils.pg_types import select_expression, with_casts
 from utils.redact import redact_text
 
@@ -81,7 +81,7 @@ def _read(
 ) -> pa.Table:
     import adbc_driver_manager
 
-    sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+    sql = compile_sql(query, engine)
     try:
         with pooled_connection(engine) as connection, connection.cursor() as cursor:
             cursor.execute(sql)

@@ -368,7 +368,7 @@ def test_text_keys_of_any_characters_and_uuid_keys_are_re_read_and_deleted(
         " insert into tokens select md5(g::text)::uuid, g from generate_series(1, 4) g"
     )
     COLUMNS.update(codes="code, v", tokens="id::text, v")
-    odd = ['a"b', "c\\d", "{x,y}", "NULL", "é ✓", "'q'", " padded ", ""]
+    odd = ['a"b', "c\\d", "{x,y}", "NULL", "é ✓", "'q'", " padded ", "", "50%off"]
     try:
         for index, code in enumerate(odd):
             shop.execute("insert into codes values (:code, :v)", code=code, v=index)
@@ -376,18 +376,20 @@ def test_text_keys_of_any_characters_and_uuid_keys_are_re_read_and_deleted(
         warehouse_codes = sorted(warehouse.query("select code, v from products.codes"))
         assert warehouse_codes == shop.rows("codes")
         shop.execute(
-            "update codes set v = v + 10 where code in (:a, :b, :c, :d)",
+            "update codes set v = v + 10 where code in (:a, :b, :c, :d, :e)",
             a=odd[0],
             b=odd[2],
             c=odd[5],
             d=odd[7],
+            e=odd[8],
         )
+        shop.execute("insert into codes values ('x%y', 99), ('%%', 98)")
         shop.execute("delete from codes where code in (:a, :b, :c)", a=odd[3], b=odd[4], c=odd[1])
         shop.execute("update tokens set v = 0 where v = 1; delete from tokens where v = 2")
         report = products.run()
         assert sorted(warehouse.query("select code, v from products.codes")) == shop.rows("codes")
         assert sorted(warehouse.query("select id, v from products.tokens")) == shop.rows("tokens")
-        assert any("codes: 7 changed key(s) re-read, 3 deleted" in note for note in report.notes), (
+        assert any("codes: 10 changed key(s) re-read, 3 deleted" in note for note in report.notes), (
             report.notes
         )
     finally:
