@@ -322,6 +322,11 @@ def _record(
     if key is None:
         return
     changes.changes += 1
+    if not set(key) <= set(relation.identity):
+        # an update of a key column outside the replica identity sends no old row: its old key would
+        # stay in the warehouse, so the table is read in full and swept instead
+        changes.undecodable.add(relation.name)
+        return
     found = changes.keys.setdefault(relation.name, set())
     for row in (change.old, change.new):
         if row is None:

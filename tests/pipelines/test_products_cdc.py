@@ -359,6 +359,23 @@ def test_a_table_left_out_keeps_the_slot_and_is_read_in_full_once_it_can_be(
     same(shop, warehouse)
 
 
+def test_a_key_other_than_the_replica_identity_reads_the_table_in_full_when_it_changes(
+    shop: Shop, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``items`` keyed by ``name`` in the settings, by ``id`` in PostgreSQL: renaming a row sends no old
+    ``name``, so re-reading by key would keep the old row beside the new one."""
+    monkeypatch.setenv(
+        "SOURCES__PRODUCTS__TABLES", '["lines", "notes", {"name": "items", "primary_key": ["name"]}]'
+    )
+    products.run()
+    shop.execute("update items set name = 'renamed' where id = 3")
+    report = products.run()
+    same(shop, warehouse)
+    assert any("items read in full: its changes do not carry its key" in note for note in report.notes), (
+        report.notes
+    )
+
+
 def test_text_keys_of_any_characters_and_uuid_keys_are_re_read_and_deleted(
     shop: Shop, warehouse: Warehouse
 ) -> None:
