@@ -146,8 +146,8 @@ def findings(source: Source) -> list[Finding]:
         if source.extra_tables:
             extra = ", ".join(f"{s}.{t}" for s, t in source.extra_tables)
             problems.append(f"holds {extra}, which it should not")
-        if not source.publication.publishes_updates_and_deletes:
-            problems.append("it does not publish updates and deletes")
+        if not source.publication.publishes_every_change:
+            problems.append("it does not publish every kind of change (insert, update, delete, truncate)")
         found.append(
             Finding(
                 "publication",

@@ -166,7 +166,7 @@ def publication_sql(source: Source) -> list[str]:
     if source.missing_tables:
         tables = qualified(source.schema, source.missing_tables)
         statements.append(f"ALTER PUBLICATION {name} ADD TABLE {tables};")
-    if not source.publication.publishes_updates_and_deletes:
+    if not source.publication.publishes_every_change:
         statements.append(f"ALTER PUBLICATION {name} SET (publish = 'insert, update, delete, truncate');")
     return statements
 

@@ -143,7 +143,8 @@ TABLES_SQL: Final = sa.text(
 
 PUBLICATION_SQL: Final = sa.text(
     "select p.pubname, pg_has_role(current_user, p.pubowner, 'USAGE'), p.puballtables,"
-    " p.pubupdate, p.pubdelete from pg_catalog.pg_publication p where p.pubname = :publication"
+    " p.pubinsert and p.pubupdate and p.pubdelete and p.pubtruncate"
+    " from pg_catalog.pg_publication p where p.pubname = :publication"
 )
 
 PUBLICATION_TABLES_SQL: Final = sa.text(
@@ -197,7 +198,8 @@ class Publication:
     name: str
     owned: bool
     all_tables: bool
-    publishes_updates_and_deletes: bool
+    publishes_every_change: bool
+    """It publishes inserts, updates, deletes and truncates (a change it leaves out is never seen)."""
     tables: frozenset[tuple[str, str]]
     """``(schema, table)`` pairs it holds."""
 
@@ -209,13 +211,13 @@ def read_publication(connection: sa.Connection, publication: str) -> Publication
     row = connection.execute(PUBLICATION_SQL, {"publication": publication}).one_or_none()
     if row is None:
         return None
-    name, owned, all_tables, updates, deletes = row
+    name, owned, all_tables, every_change = row
     tables = connection.execute(PUBLICATION_TABLES_SQL, {"publication": publication})
     return Publication(
         name=str(name),
         owned=bool(owned),
         all_tables=bool(all_tables),
-        publishes_updates_and_deletes=bool(updates and deletes),
+        publishes_every_change=bool(every_change),
         tables=frozenset((str(schema), str(table)) for schema, table in tables),
     )
 

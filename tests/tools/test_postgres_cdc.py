@@ -416,14 +416,19 @@ def test_a_partitioned_tables_changes_arrive_through_the_publication_setup_made(
     assert "change capture: events: 3 changed key(s) re-read, 1 deleted in the source removed" in report.notes
 
 
-def test_a_publication_that_does_not_publish_deletes_is_mended(
-    cdc: Cdc, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("publish", ["insert", "insert, update, delete"])
+def test_a_publication_that_leaves_out_a_kind_of_change_is_mended(
+    cdc: Cdc, capsys: pytest.CaptureFixture[str], publish: str
 ) -> None:
-    cdc.execute(f"create publication {cdc.publication} for table public.products with (publish = 'insert')")
+    cdc.execute(
+        f"create publication {cdc.publication} for table public.products with (publish = '{publish}')"
+    )
     code, out = run(capsys, "check")
-    assert code == 1 and "it does not publish updates and deletes" in out
+    assert code == 1 and "it does not publish every kind of change" in out
     assert run(capsys, "setup")[0] == 0
-    assert cdc.rows("select pubupdate and pubdelete from pg_publication where pubname = :pub") == [(True,)]
+    every = "select pubinsert and pubupdate and pubdelete and pubtruncate from pg_publication"
+    every += " where pubname = :pub"
+    assert cdc.rows(every) == [(True,)]
     assert run(capsys, "check")[0] == 0
 
 
