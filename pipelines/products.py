@@ -118,26 +118,22 @@ def _finish(
 ) -> None:
     """The report's notes, the captured changes' deletes and the slot's confirmation (change capture),
     and the key sweep of the tables this run loaded (``built[-1]``'s selected resources; tables left
-    out are deselected there). ``complete`` is False when tables were left out: the slot is then not
-    confirmed, so the next run reads their changes again."""
+    out are deselected there). ``complete`` is False when tables were left out: the slot is still
+    confirmed (a table left out is not recorded as captured, so the next run reads it in full and sweeps
+    it), so that a table failing for days never holds the source's WAL back."""
     report.notes += [f"column widened: {change}" for change in carried]
     capture = _capture_of(built[-1]) if built else None
-    captured: set[str] = set()
+    swept: set[str] = set()
     if capture is not None and report.extracted:  # this attempt's own extract loaded: finish it
-        captured = set(capture.snapshots) | set(capture.changed)
+        swept = set(capture.snapshots)  # read in full and swept just now
         report.notes += capture.notes()
         try:
             report.notes += apply_captured_changes(pipeline, built[-1], capture, skip=set(report.new_tables))
-            if complete:
-                capture.confirm()
-                report.notes.append(
-                    f"change capture: slot {capture.slot} confirmed up to {capture.state()['reached']}"
-                )
-            else:
-                report.notes.append(
-                    f"change capture: slot {capture.slot} not confirmed, tables were left out (the next run"
-                    " reads these changes again)"
-                )
+            capture.confirm()
+            report.notes.append(
+                f"change capture: slot {capture.slot} confirmed up to {capture.state()['reached']}"
+                + ("" if complete else " (the tables left out are read in full by the next run)")
+            )
         except Exception as exc:  # the load stands; the slot stays, so the next run reads these changes again
             logger.error("products: applying captured deletes failed: %s", describe_error(exc))
             report.notes.append(
@@ -146,7 +142,9 @@ def _finish(
             )
     if built and not full_refresh:
         try:
-            skip = set(report.new_tables) | {_table_name(pipeline, name) for name in captured}
+            # tables read by key are swept too, at the sweep's cadence: partitions dropped, detached or
+            # truncated on their own leave nothing in the stream
+            skip = set(report.new_tables) | {_table_name(pipeline, name) for name in swept}
             report.notes += sweep_deleted_keys(pipeline, built[-1], skip=skip, complete=complete)
         except Exception as exc:  # the load stands; rows deleted in the source wait for the next sweep
             logger.error("products: the key sweep failed: %s", describe_error(exc))
@@ -166,7 +164,8 @@ def _capture_of(source: Any) -> Capture | None:
 
 
 def _table_name(pipeline: dlt.Pipeline, name: str) -> str:
-    return str(pipeline.default_schema.naming.normalize_table_identifier(name))
+    """The warehouse table of a table of the first schema, as dlt names it (``__`` kept)."""
+    return str(pipeline.default_schema.naming.normalize_tables_path(name))
 
 
 def _soft_delete_flag() -> bool:
@@ -187,7 +186,7 @@ def apply_captured_changes(
             plan = getattr(resource, "load_plan", None)
             if plan is None or (plan.name not in capture.changed and plan.name not in capture.snapshots):
                 continue
-            table = naming.normalize_table_identifier(plan.name)
+            table = naming.normalize_tables_path(plan.resource)  # as dlt names it: "__" kept
             key = [naming.normalize_identifier(column) for column in plan.primary_key]
             flag_column = (
                 naming.normalize_identifier(plan.soft_delete_column) if plan.soft_delete_column else None
