@@ -276,9 +276,11 @@ class AdbcTableLoader(BaseTableLoader):
         first = next(batches, None)
         if first is None:
             return
+        schema, pending = first.schema, [first]
+        del first  # a suspended generator must not keep a batch dlt has already written
         # dlt checks each batch against the hints as it extracts it, in this (the consuming) thread
-        with expect_json_text_only(self.table.name, first.schema, self.columns):
-            yield first
+        with expect_json_text_only(self.table.name, schema, self.columns):
+            yield pending.pop()
             yield from batches
 
     def _batches(self, query: str) -> Iterator[pa.RecordBatch]:
