@@ -21,7 +21,7 @@ from dlt.sources.sql_database import engine_from_credentials
 from declarations import declaration
 from sources.products.capture import CAPTURE_MODES
 from sources.products.errors import ProductsDatabaseError, describe, password_forms
-from sources.products.source import _clear_connection_errors, products_source
+from sources.products.source import clear_connection_errors, products_source
 from utils import vault_provider
 from utils.checks import CheckResult, replication_slot
 from utils.pg_replication import read_slot
@@ -71,7 +71,7 @@ def connect(config: Any) -> sa.Engine:
     engine = engine_from_credentials(
         config.credentials, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     )
-    return _clear_connection_errors(engine)
+    return clear_connection_errors(engine)
 
 
 def safe_error(engine: sa.Engine | None, exc: Exception) -> str:

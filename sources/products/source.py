@@ -173,7 +173,7 @@ def products_source(
         cursors=DEFAULT_CURSORS if cursor is None else as_names(cursor),
         soft_delete_column=soft_delete_column or None,
     )
-    engine = _clear_connection_errors(engine_from_credentials(credentials))
+    engine = clear_connection_errors(engine_from_credentials(credentials))
     schemas = as_schemas(schema)
     if change_capture == "logical" and len(schemas) > 1:
         raise ValueError(
@@ -343,7 +343,7 @@ def _only_keys(key: tuple[str, ...], keys: set[tuple[str, ...]]) -> Any:
     return adapt
 
 
-def _clear_connection_errors(engine: sa.Engine) -> sa.Engine:
+def clear_connection_errors(engine: sa.Engine) -> sa.Engine:
     """Make a failed connection raise :class:`ProductsDatabaseError` naming host and database."""
     url = engine.url
     password = url.password
